@@ -1,0 +1,211 @@
+#include "core/dispatcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+
+#include "core/errors.h"
+
+namespace outbox_relay::core {
+
+namespace {
+
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(OutboxSource& source, Publisher& publisher, Waiter& waiter, Metrics& metrics,
+                       DispatcherConfig config, const std::atomic<bool>& stop)
+    : source_(source),
+      publisher_(publisher),
+      waiter_(waiter),
+      metrics_(metrics),
+      config_(std::move(config)),
+      stop_(stop),
+      backoff_(config_.backoff_initial, config_.backoff_max) {}
+
+Outcome Dispatcher::run() {
+  while (!stop_.load()) {
+    const auto r = step();
+    metrics_.last_loop_unix_ms.store(unix_ms_now());
+    if (r == StepResult::kIdle && config_.exit_when_idle && last_fetch_empty_ && source_.caught_up()) {
+      return Outcome::kIdle;
+    }
+  }
+  return Outcome::kStopped;
+}
+
+StepResult Dispatcher::step() {
+  Batch batch;
+  bool fetched = false;
+  try {
+    if (!open_) {
+      source_.open();
+      open_ = true;
+      metrics_.source_connected.store(true);
+    }
+    batch = source_.fetch(config_.batch_size, config_.exit_when_idle ? Millis(0) : config_.poll_interval);
+    fetched = true;
+    last_fetch_empty_ = batch.empty();
+    if (batch.empty()) {
+      on_success();
+      return StepResult::kIdle;
+    }
+    publish(batch);
+    if (config_.on_poison == PoisonPolicy::kDlq) dead_letter(batch);
+    source_.commit(batch, deliveries_);
+    record(batch);
+  } catch (const TransientError& e) {
+    if (fetched) source_.abandon(batch);
+    source_.close();
+    open_ = false;
+    metrics_.source_connected.store(false);
+    on_transient(e.what());
+    return StepResult::kRetrying;
+  }
+  bool retriable = false;
+  for (const auto& d : deliveries_) retriable = retriable || d.status == DeliveryStatus::kRetriable;
+  if (retriable) {
+    std::string cause;
+    for (const auto& d : deliveries_) {
+      if (d.status == DeliveryStatus::kRetriable) {
+        cause = d.error;
+        break;
+      }
+    }
+    on_transient("could not deliver every event of the batch: " + cause);
+    return StepResult::kRetrying;
+  }
+  on_success();
+  return StepResult::kPublished;
+}
+
+void Dispatcher::publish(const Batch& batch) {
+  deliveries_.assign(batch.messages.size(), Delivery{});
+  publisher_.send(batch.messages, deliveries_);
+  wait_for_deliveries(deliveries_.size());
+}
+
+void Dispatcher::wait_for_deliveries(std::size_t count) {
+  if (count == 0) return;
+  const auto started = waiter_.now();
+  std::optional<Clock::time_point> drain_deadline;
+  while (!publisher_.await(Millis(100))) {
+    const auto now = waiter_.now();
+    if (stop_.load() && !drain_deadline) {
+      drain_deadline = now + config_.drain_timeout;
+      spdlog::info("draining {} in-flight events (up to {} ms)", count, config_.drain_timeout.count());
+    }
+    if ((drain_deadline && now >= *drain_deadline) || now - started >= config_.delivery_timeout) {
+      spdlog::warn("giving up on in-flight events after {} ms; they stay unsent and will be published again",
+                   std::chrono::duration_cast<Millis>(now - started).count());
+      publisher_.abort();
+      return;
+    }
+  }
+}
+
+// Sends every poison message (and every row that could not be mapped) to the dead-letter topic, with
+// the reason and origin in headers. One that the DLQ does not acknowledge becomes retriable instead of
+// parked, so it is not marked done before it is somewhere durable.
+void Dispatcher::dead_letter(const Batch& batch) {
+  std::vector<OutboxMessage> dlq;
+  std::vector<std::size_t> origin;  // index into deliveries_ (SIZE_MAX for rejected rows)
+  auto add = [&](OutboxMessage m, const std::string& error, std::size_t idx) {
+    m.headers.emplace_back("dlq.error", error);
+    m.headers.emplace_back("dlq.original.topic", m.topic);
+    m.topic = config_.dlq_topic;
+    dlq.push_back(std::move(m));
+    origin.push_back(idx);
+  };
+  for (std::size_t i = 0; i < batch.messages.size(); ++i) {
+    if (deliveries_[i].status == DeliveryStatus::kPoison) add(batch.messages[i], deliveries_[i].error, i);
+  }
+  for (const auto& r : batch.rejected) {
+    OutboxMessage m;
+    m.id = r.row.id;
+    m.headers.emplace_back("id", r.row.id);
+    for (const auto& c : r.row.columns) {
+      if (c.value) m.headers.emplace_back("dlq.column." + c.name, *c.value);
+    }
+    add(std::move(m), r.error, SIZE_MAX);
+  }
+  if (dlq.empty()) return;
+  std::vector<Delivery> dlq_deliveries(dlq.size());
+  std::swap(deliveries_, dlq_deliveries);  // wait_for_deliveries works on deliveries_
+  publisher_.send(dlq, deliveries_);
+  wait_for_deliveries(deliveries_.size());
+  std::swap(deliveries_, dlq_deliveries);
+  for (std::size_t j = 0; j < dlq.size(); ++j) {
+    const auto& d = dlq_deliveries[j];
+    if (d.status == DeliveryStatus::kAcked) {
+      metrics_.dead_lettered.fetch_add(1);
+      if (origin[j] != SIZE_MAX) {
+        deliveries_[origin[j]].error =
+            "dead-lettered to \"" + config_.dlq_topic + "\": " + deliveries_[origin[j]].error;
+      }
+    } else if (origin[j] != SIZE_MAX) {
+      deliveries_[origin[j]].status = DeliveryStatus::kRetriable;
+      deliveries_[origin[j]].error =
+          "dead-letter topic \"" + config_.dlq_topic + "\" did not accept it: " + d.error;
+    } else {
+      throw TransientError("dead-letter topic \"" + config_.dlq_topic +
+                           "\" did not accept a rejected row: " + d.error);
+    }
+  }
+}
+
+void Dispatcher::record(const Batch& batch) {
+  std::map<std::string, uint64_t> by_topic;
+  const auto now_ms = unix_ms_now();
+  uint64_t poison = batch.rejected.size();
+  for (std::size_t i = 0; i < batch.messages.size(); ++i) {
+    const auto& d = deliveries_[i];
+    if (d.status == DeliveryStatus::kAcked) {
+      ++by_topic[batch.messages[i].topic];
+      if (batch.messages[i].timestamp_ms > 0) {
+        metrics_.latency_seconds.observe(static_cast<double>(now_ms - batch.messages[i].timestamp_ms) /
+                                         1000.0);
+      }
+    } else if (d.status == DeliveryStatus::kPoison) {
+      ++poison;
+      spdlog::warn("parked event \"{}\" for topic \"{}\": {}", batch.messages[i].id, batch.messages[i].topic,
+                   d.error);
+    }
+  }
+  for (const auto& r : batch.rejected) spdlog::warn("parked malformed event \"{}\": {}", r.row.id, r.error);
+  if (poison > 0) {
+    metrics_.parked.fetch_add(poison);
+    metrics_.add_failure("poison", poison);
+  }
+  metrics_.add_published(by_topic);
+  metrics_.batches.fetch_add(1);
+  metrics_.batch_size.observe(static_cast<double>(batch.size()));
+}
+
+void Dispatcher::on_transient(const std::string& what) {
+  metrics_.retries.fetch_add(1);
+  metrics_.add_failure("transient");
+  if (healthy_) {
+    spdlog::warn("{}; retrying with backoff", what);
+    healthy_ = false;
+  } else {
+    spdlog::debug("still failing: {}", what);
+  }
+  const auto delay = backoff_.next(waiter_.random());
+  waiter_.sleep_for(delay);
+}
+
+void Dispatcher::on_success() {
+  if (!healthy_) {
+    spdlog::info("recovered after {} retries", backoff_.failures());
+    metrics_.reconnects.fetch_add(1);
+    healthy_ = true;
+  }
+  backoff_.reset();
+}
+
+}  // namespace outbox_relay::core

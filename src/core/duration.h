@@ -1,0 +1,14 @@
+#pragma once
+// Durations in flags and config: "250ms", "10s", "5m", "1h". A unit is required, so "30" is an error
+// rather than a guess between seconds and milliseconds.
+
+#include <chrono>
+#include <string>
+
+namespace outbox_relay::core {
+
+// Throws std::invalid_argument with a message naming the problem.
+std::chrono::milliseconds parse_duration(const std::string& text);
+std::string format_duration(std::chrono::milliseconds d);
+
+}  // namespace outbox_relay::core

@@ -1,0 +1,46 @@
+#pragma once
+// Where events come from: the poll source (claims rows) or the WAL source (logical replication).
+
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <string>
+
+#include "core/batch.h"
+#include "core/message.h"
+
+namespace outbox_relay::core {
+
+class OutboxSource {
+ public:
+  virtual ~OutboxSource() = default;
+
+  // Connects (or reconnects) and validates the table layout. Throws ConfigError for a setup the
+  // operator must fix, FatalError for a layout mismatch, TransientError when the server is away.
+  virtual void open() = 0;
+
+  // Returns up to `max` events, waiting at most `wait` for the first one; empty on timeout. Called by
+  // the dispatcher thread only. Throws TransientError when the connection is lost.
+  virtual Batch fetch(std::size_t max, std::chrono::milliseconds wait) = 0;
+
+  // Makes the outcome durable: acked messages are marked sent (poll) or confirmed (WAL), poison ones
+  // and batch.rejected are parked with their error, retriable ones are left to be fetched again.
+  // `deliveries` is parallel to batch.messages. Never moves a durable position past a message whose
+  // delivery is not kAcked or kPoison. Throws TransientError when the connection is lost.
+  virtual void commit(const Batch& batch, std::span<const Delivery> deliveries) = 0;
+
+  // Forgets the batch without marking anything: its events will be fetched again.
+  virtual void abandon(const Batch& batch) noexcept = 0;
+
+  // True once every event committed before the relay started has been published and committed
+  // (--exit-when-idle). Only meaningful right after a fetch returned an empty batch.
+  [[nodiscard]] virtual bool caught_up() const = 0;
+
+  // Drops the connection (the dispatcher calls open() again after a backoff).
+  virtual void close() noexcept = 0;
+
+  // For logs and /readyz.
+  [[nodiscard]] virtual std::string describe() const = 0;
+};
+
+}  // namespace outbox_relay::core

@@ -1,0 +1,217 @@
+#include "kafka/producer.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include "core/errors.h"
+
+namespace outbox_relay::kafka {
+
+namespace {
+
+// What send() hands librdkafka as the per-message opaque; freed by the delivery callback.
+struct Pending {
+  core::Delivery* delivery;
+  uint64_t generation;  // the send() it belongs to; a report for an abandoned send is dropped
+};
+
+}  // namespace
+
+bool is_poison_error(int code) {
+  switch (static_cast<rd_kafka_resp_err_t>(code)) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void Producer::RdKafkaDeleter::operator()(rd_kafka_s* rk) const { rd_kafka_destroy(rk); }
+void Producer::TopicDeleter::operator()(rd_kafka_topic_s* t) const { rd_kafka_topic_destroy(t); }
+
+Producer::Producer(const std::vector<Property>& properties) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [k, v] : properties) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw core::ConfigError("-X " + k + ": " + err);
+    }
+  }
+  rd_kafka_conf_set_opaque(conf, this);
+  rd_kafka_conf_set_dr_msg_cb(
+      conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) { on_delivery(rk, m, opaque); });
+  rd_kafka_conf_set_error_cb(
+      conf, [](rd_kafka_t* rk, int e, const char* reason, void* opaque) { on_error(rk, e, reason, opaque); });
+  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+    on_log(rk, level, fac, buf);
+  });
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw core::ConfigError(std::string("kafka producer: ") + err);
+  }
+  rk_.reset(rk);
+}
+
+Producer::~Producer() {
+  if (!rk_) return;
+  // Whatever is still queued was never acknowledged, so its rows are not marked: drop it.
+  abort();
+  topics_.clear();
+  rk_.reset();
+}
+
+void Producer::on_delivery(rd_kafka_s* /*rk*/, const rd_kafka_message_s* m, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  std::unique_ptr<Pending> p(static_cast<Pending*>(m->_private));
+  if (!p || p->generation != self->generation_) return;
+  core::Delivery& d = *p->delivery;
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    d.status = core::DeliveryStatus::kAcked;
+    d.partition = m->partition;
+    d.offset = m->offset;
+    self->brokers_up_.store(true);
+  } else {
+    d.status = is_poison_error(m->err) ? core::DeliveryStatus::kPoison : core::DeliveryStatus::kRetriable;
+    d.error = rd_kafka_err2str(m->err);
+  }
+  --self->outstanding_;
+}
+
+void Producer::on_error(rd_kafka_s* rk, int e, const char* reason, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  const auto err = static_cast<rd_kafka_resp_err_t>(e);
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_fatal_error(rk, buf, sizeof buf);
+    spdlog::error("kafka producer fatal error: {}", buf);
+    self->fatal_.store(true);
+    return;
+  }
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    if (self->brokers_up_.exchange(false)) spdlog::warn("all kafka brokers are down: {}", reason);
+    return;
+  }
+  spdlog::debug("kafka: {}", reason);
+}
+
+void Producer::on_log(const rd_kafka_s* /*rk*/, int level, const char* fac, const char* buf) {
+  if (level <= 3) {
+    spdlog::error("kafka {}: {}", fac, buf);
+  } else if (level <= 5) {
+    spdlog::debug("kafka {}: {}", fac, buf);
+  } else {
+    spdlog::trace("kafka {}: {}", fac, buf);
+  }
+}
+
+rd_kafka_topic_s* Producer::topic(const std::string& name) {
+  auto it = topics_.find(name);
+  if (it != topics_.end()) return it->second.get();
+  rd_kafka_topic_t* t = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
+  if (t == nullptr) return nullptr;
+  return topics_.emplace(name, t).first->second.get();
+}
+
+void Producer::throw_if_fatal() {
+  if (!fatal_.load()) return;
+  char buf[512];
+  const auto err = rd_kafka_fatal_error(rk_.get(), buf, sizeof buf);
+  throw core::FatalError(std::string("kafka producer fatal error (") + rd_kafka_err2name(err) + "): " + buf);
+}
+
+void Producer::send(std::span<const core::OutboxMessage> messages, std::span<core::Delivery> out) {
+  throw_if_fatal();
+  outstanding_ = 0;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const auto& m = messages[i];
+    rd_kafka_topic_t* rkt = topic(m.topic);
+    if (rkt == nullptr) {
+      out[i].status = core::DeliveryStatus::kPoison;
+      out[i].error = std::string("invalid topic: ") + rd_kafka_err2str(rd_kafka_last_error());
+      continue;
+    }
+    rd_kafka_headers_t* hdrs = rd_kafka_headers_new(m.headers.size());
+    for (const auto& [k, v] : m.headers) {
+      rd_kafka_header_add(hdrs, k.data(), static_cast<ssize_t>(k.size()), v.data(),
+                          static_cast<ssize_t>(v.size()));
+    }
+    auto* p = new Pending{&out[i], generation_};
+    void* value = m.value ? const_cast<char*>(m.value->data()) : nullptr;
+    const std::size_t value_len = m.value ? m.value->size() : 0;
+    const void* key = m.key ? m.key->data() : nullptr;
+    const std::size_t key_len = m.key ? m.key->size() : 0;
+    for (;;) {
+      const auto err =
+          rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(value, value_len),
+                            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_HEADERS(hdrs),
+                            RD_KAFKA_V_TIMESTAMP(m.timestamp_ms), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ++outstanding_;
+        break;
+      }
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        // Backpressure: serve delivery reports to make room, never drop.
+        rd_kafka_poll(rk_.get(), 50);
+        throw_if_fatal();
+        continue;
+      }
+      rd_kafka_headers_destroy(hdrs);
+      delete p;
+      out[i].status = is_poison_error(err) ? core::DeliveryStatus::kPoison : core::DeliveryStatus::kRetriable;
+      out[i].error = rd_kafka_err2str(err);
+      break;
+    }
+  }
+  rd_kafka_poll(rk_.get(), 0);
+}
+
+bool Producer::await(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (outstanding_ > 0) {
+    throw_if_fatal();
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    rd_kafka_poll(rk_.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
+  }
+  throw_if_fatal();
+  return true;
+}
+
+void Producer::abort() noexcept {
+  if (!rk_ || outstanding_ == 0) return;
+  // Purged messages get a delivery report with _PURGE_QUEUE / _PURGE_INFLIGHT: retriable.
+  rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (outstanding_ > 0 && std::chrono::steady_clock::now() < deadline) rd_kafka_poll(rk_.get(), 50);
+  // Reports that did not come by now must not write into the caller's array any more.
+  ++generation_;
+  outstanding_ = 0;
+}
+
+int Producer::queue_depth() const { return rd_kafka_outq_len(rk_.get()); }
+
+void Producer::check_connection(std::chrono::milliseconds timeout) {
+  const struct rd_kafka_metadata* md = nullptr;
+  const auto err = rd_kafka_metadata(rk_.get(), 0, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw core::TransientError(std::string("could not reach kafka: ") + rd_kafka_err2str(err));
+  }
+  rd_kafka_metadata_destroy(md);
+  brokers_up_.store(true);
+}
+
+}  // namespace outbox_relay::kafka

@@ -1,0 +1,65 @@
+#pragma once
+// The Kafka side: one idempotent librdkafka producer (acks=all), RAII over rd_kafka_t and its topic
+// handles. Delivery reports land in the caller's Delivery array; serve them with await().
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/publisher.h"
+#include "kafka/config.h"
+
+struct rd_kafka_s;
+struct rd_kafka_topic_s;
+struct rd_kafka_message_s;
+
+namespace outbox_relay::kafka {
+
+// Whether a delivery error means the broker will never take this record (park it) or may later.
+bool is_poison_error(int rd_kafka_resp_err);
+
+class Producer final : public core::Publisher {
+ public:
+  // Throws core::ConfigError naming the -X property librdkafka rejects.
+  explicit Producer(const std::vector<Property>& properties);
+  ~Producer() override;
+  Producer(const Producer&) = delete;
+  Producer& operator=(const Producer&) = delete;
+
+  void send(std::span<const core::OutboxMessage> messages, std::span<core::Delivery> out) override;
+  bool await(std::chrono::milliseconds timeout) override;
+  void abort() noexcept override;
+  [[nodiscard]] bool connected() const override { return brokers_up_.load(); }
+
+  // Messages queued in librdkafka and not yet reported (for metrics).
+  [[nodiscard]] int queue_depth() const;
+
+  // Blocks up to `timeout` for cluster metadata; throws core::TransientError when no broker answers.
+  void check_connection(std::chrono::milliseconds timeout);
+
+ private:
+  static void on_delivery(rd_kafka_s* rk, const rd_kafka_message_s* msg, void* opaque);
+  static void on_error(rd_kafka_s* rk, int err, const char* reason, void* opaque);
+  static void on_log(const rd_kafka_s* rk, int level, const char* fac, const char* buf);
+  rd_kafka_topic_s* topic(const std::string& name);
+  void throw_if_fatal();
+
+  struct RdKafkaDeleter {
+    void operator()(rd_kafka_s* rk) const;
+  };
+  struct TopicDeleter {
+    void operator()(rd_kafka_topic_s* t) const;
+  };
+  std::unique_ptr<rd_kafka_s, RdKafkaDeleter> rk_;
+  std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_s, TopicDeleter>> topics_;
+  std::size_t outstanding_ = 0;  // reports still due for the last send(); dispatcher thread only
+  uint64_t generation_ = 0;      // bumped when abort() gives up on the reports of a send
+  std::atomic<bool> brokers_up_{false};
+  std::atomic<bool> fatal_{false};
+};
+
+}  // namespace outbox_relay::kafka

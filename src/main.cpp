@@ -1,0 +1,29 @@
+// outbox-relay: parse options, run the chosen command, map the outcome to an exit code.
+
+#include <iostream>
+
+#include "app/options.h"
+#include "app/relay.h"
+#include "app/signals.h"
+#include "core/errors.h"
+
+int main(int argc, char** argv) {
+  using namespace outbox_relay;
+  // Before any thread exists (librdkafka starts its own): signals go to the sigwait thread only.
+  app::block_signals();
+  app::Options options;
+  try {
+    if (!app::parse_options(argc, argv, options)) return app::kExitOk;
+  } catch (const core::ConfigError& e) {
+    std::cerr << "outbox-relay: " << e.what() << '\n';
+    return app::kExitConfig;
+  }
+  app::setup_logging(options.log_level);
+  switch (options.command) {
+    case app::Command::kMigrate:
+      return app::run_migrate(options);
+    case app::Command::kRun:
+    default:
+      return app::run_relay(options);
+  }
+}

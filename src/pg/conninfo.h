@@ -1,0 +1,23 @@
+#pragma once
+// PostgreSQL connection strings (URL or key=value form): validation, redaction for logs, and
+// adding parameters (application_name, keepalives, replication) without string surgery.
+
+#include <map>
+#include <string>
+
+namespace outbox_relay::pg {
+
+// Parsed non-empty parameters. Throws core::ConfigError("invalid connection string: ...") naming the
+// problem but never echoing the string itself (it may hold a password).
+std::map<std::string, std::string> parse_conninfo(const std::string& conninfo);
+
+// key=value form of `params`, values quoted as libpq requires.
+std::string build_conninfo(const std::map<std::string, std::string>& params);
+
+// `conninfo` with `extra` added where the caller did not set them already.
+std::string with_defaults(const std::string& conninfo, const std::map<std::string, std::string>& extra);
+
+// For logs and errors: host, port, dbname and user only; never the password. Does not throw.
+std::string redact_conninfo(const std::string& conninfo);
+
+}  // namespace outbox_relay::pg

@@ -1,0 +1,296 @@
+#include "pg/poll_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "core/errors.h"
+#include "pg/conninfo.h"
+
+namespace outbox_relay::pg {
+
+namespace {
+
+// `schema.table` or `table`, each part quoted as an identifier.
+std::string quote_qualified(pqxx::connection& c, const std::string& name) {
+  const auto dot = name.find('.');
+  if (dot == std::string::npos) return c.quote_name(name);
+  return c.quote_name(name.substr(0, dot)) + "." + c.quote_name(name.substr(dot + 1));
+}
+
+// A PostgreSQL array literal of the given elements, each double-quoted.
+std::string array_literal(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+[[noreturn]] void rethrow_as_transient(const std::string& what, const std::exception& e) {
+  throw core::TransientError(what + ": " + e.what());
+}
+
+}  // namespace
+
+class PollSource::Listener final : public pqxx::notification_receiver {
+ public:
+  Listener(pqxx::connection& c, const std::string& channel, bool& flag)
+      : pqxx::notification_receiver(c, channel), flag_(flag) {}
+  void operator()(const std::string& /*payload*/, int /*backend_pid*/) override { flag_ = true; }
+
+ private:
+  bool& flag_;
+};
+
+PollSource::PollSource(PollSourceConfig config, core::Router router)
+    : config_(std::move(config)), router_(std::move(router)) {}
+
+PollSource::~PollSource() { close(); }
+
+std::string PollSource::describe() const {
+  return "poll source on table \"" + config_.table + "\" (" + redact_conninfo(config_.conninfo) + ")";
+}
+
+void PollSource::open() {
+  close();
+  try {
+    conn_ = std::make_unique<pqxx::connection>(
+        with_defaults(config_.conninfo, {{"application_name", "outbox-relay"},
+                                         {"connect_timeout", "10"},
+                                         {"keepalives_idle", "10"},
+                                         {"keepalives_interval", "5"},
+                                         {"keepalives_count", "3"}}));
+    inspect_table();
+    prepare_statements();
+    listener_ = std::make_unique<Listener>(*conn_, config_.notify_channel, notified_);
+  } catch (const pqxx::broken_connection& e) {
+    close();
+    rethrow_as_transient("could not connect to " + redact_conninfo(config_.conninfo), e);
+  } catch (const pqxx::sql_error& e) {
+    close();
+    if (e.sqlstate().rfind("08", 0) == 0 || e.sqlstate().rfind("57P", 0) == 0) {
+      rethrow_as_transient("could not prepare " + describe(), e);
+    }
+    throw core::FatalError("could not prepare " + describe() + ": " + e.what());
+  }
+  spdlog::info("connected: {}", describe());
+}
+
+void PollSource::inspect_table() {
+  pqxx::nontransaction n(*conn_);
+  const auto rel = n.exec_params("SELECT to_regclass($1)::oid", config_.table);
+  if (rel[0][0].is_null()) {
+    throw core::ConfigError("table \"" + config_.table +
+                            "\" does not exist (create it with `outbox-relay migrate` or set --table)");
+  }
+  const auto cols = n.exec_params(
+      "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+      "WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped",
+      rel[0][0].as<std::string>());
+  std::map<std::string, std::string> types;
+  for (const auto& r : cols) types[r[0].as<std::string>()] = r[1].as<std::string>();
+  for (const auto& c : router_.layout().required_columns()) {
+    if (!types.count(c)) {
+      throw core::ConfigError("table \"" + config_.table + "\" has no column \"" + c +
+                              "\" required by the \"" + router_.layout().name + "\" layout");
+    }
+  }
+  id_type_ = types[router_.layout().id_column];
+  has_failed_columns_ = types.count("failed_at") && types.count("error");
+  if (config_.on_sent == OnSent::kMark && !types.count("sent_at")) {
+    throw core::ConfigError("--on-sent=mark needs a \"sent_at\" column in table \"" + config_.table + "\"");
+  }
+  quoted_table_ = quote_qualified(*conn_, config_.table);
+}
+
+void PollSource::prepare_statements() {
+  const auto& layout = router_.layout();
+  std::string select = "SELECT ";
+  std::vector<std::string> present;
+  {
+    pqxx::nontransaction n(*conn_);
+    const auto cols = n.exec_params(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT "
+        "attisdropped",
+        config_.table);
+    for (const auto& r : cols) present.push_back(r[0].as<std::string>());
+  }
+  bool first = true;
+  for (const auto& c : layout.columns()) {
+    if (std::find(present.begin(), present.end(), c) == present.end()) continue;  // optional, absent
+    if (!first) select += ", ";
+    first = false;
+    const auto q = conn_->quote_name(c);
+    if (c == layout.timestamp_column) {
+      select += "(extract(epoch FROM " + q + ") * 1000)::bigint::text AS " + q;
+    } else {
+      select += q + "::text AS " + q;
+    }
+  }
+  std::string pending;
+  if (std::find(present.begin(), present.end(), "sent_at") != present.end())
+    pending += " AND sent_at IS NULL";
+  if (has_failed_columns_) pending += " AND failed_at IS NULL";
+  const auto id = conn_->quote_name(layout.id_column);
+  select += " FROM " + quoted_table_ + " WHERE true" + pending + " ORDER BY " + id +
+            " LIMIT $1 FOR UPDATE SKIP LOCKED";
+  conn_->prepare("claim", select);
+
+  const std::string ids = id + " = ANY($1::" + id_type_ + "[])";
+  if (config_.on_sent == OnSent::kDelete) {
+    conn_->prepare("done", "DELETE FROM " + quoted_table_ + " WHERE " + ids);
+  } else {
+    conn_->prepare("done", "UPDATE " + quoted_table_ + " SET sent_at = now() WHERE " + ids);
+  }
+  if (has_failed_columns_) {
+    conn_->prepare("park",
+                   "UPDATE " + quoted_table_ + " SET failed_at = now(), error = $2" +
+                       std::string(std::find(present.begin(), present.end(), "attempts") != present.end()
+                                       ? ", attempts = attempts + 1"
+                                       : "") +
+                       " WHERE " + id + " = $1::" + id_type_);
+  } else {
+    conn_->prepare(
+        "park",
+        "WITH gone AS (DELETE FROM " + quoted_table_ + " WHERE " + id + " = $1::" + id_type_ +
+            " RETURNING 1) INSERT INTO outbox_relay_parked (id, topic, key, payload, headers, error, source)"
+            " SELECT $1, $3, $4, $5, $6::jsonb, $2, $7 FROM gone");
+  }
+}
+
+void PollSource::wait_for_notification(std::chrono::milliseconds wait) {
+  if (wait.count() <= 0) return;
+  notified_ = false;
+  conn_->get_notifs();
+  if (notified_) return;
+  conn_->await_notification(static_cast<long>(wait.count() / 1000),
+                            static_cast<long>((wait.count() % 1000) * 1000));
+}
+
+core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
+  core::Batch batch;
+  try {
+    tx_ = std::make_unique<pqxx::work>(*conn_, "claim");
+    const auto rows = tx_->exec_prepared("claim", static_cast<long>(max));
+    if (rows.empty()) {
+      tx_->commit();
+      tx_.reset();
+      caught_up_ = true;
+      wait_for_notification(wait);
+      return batch;
+    }
+    caught_up_ = false;
+    batch.messages.reserve(rows.size());
+    const auto ncols = rows.columns();
+    std::vector<std::string> names;
+    for (pqxx::row::size_type i = 0; i < ncols; ++i) names.emplace_back(rows.column_name(i));
+    for (const auto& r : rows) {
+      core::OutboxRow row;
+      row.columns.reserve(ncols);
+      for (pqxx::row::size_type i = 0; i < ncols; ++i) {
+        core::Column c{names[i], std::nullopt};
+        if (!r[i].is_null()) c.value.emplace(r[i].c_str(), r[i].size());
+        row.columns.push_back(std::move(c));
+      }
+      row.id = row.columns[0].value.value_or("");
+      auto mapped = router_.map(row);
+      if (mapped.index() == 0) {
+        batch.messages.push_back(std::move(std::get<0>(mapped)));
+      } else {
+        batch.rejected.push_back({std::move(row), std::move(std::get<1>(mapped))});
+      }
+    }
+  } catch (const pqxx::broken_connection& e) {
+    tx_.reset();
+    rethrow_as_transient("lost connection while claiming from \"" + config_.table + "\"", e);
+  } catch (const pqxx::sql_error& e) {
+    tx_.reset();
+    rethrow_as_transient("could not claim from \"" + config_.table + "\"", e);
+  }
+  return batch;
+}
+
+void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) {
+  if (!tx_) throw core::TransientError("no open claim to commit");
+  std::vector<std::string> done;
+  std::vector<std::pair<std::string, std::string>> poison;
+  done.reserve(batch.messages.size());
+  for (std::size_t i = 0; i < batch.messages.size(); ++i) {
+    if (deliveries[i].status == core::DeliveryStatus::kAcked) {
+      done.push_back(batch.messages[i].id);
+    } else if (deliveries[i].status == core::DeliveryStatus::kPoison) {
+      poison.emplace_back(batch.messages[i].id, deliveries[i].error);
+    }
+  }
+  for (const auto& r : batch.rejected) poison.emplace_back(r.row.id, r.error);
+  try {
+    if (!done.empty()) tx_->exec_prepared("done", array_literal(done));
+    if (!poison.empty()) park(poison, batch);
+    tx_->commit();
+    tx_.reset();
+  } catch (const pqxx::broken_connection& e) {
+    tx_.reset();
+    rethrow_as_transient("lost connection while marking sent rows of \"" + config_.table + "\"", e);
+  } catch (const pqxx::sql_error& e) {
+    tx_.reset();
+    rethrow_as_transient("could not mark sent rows of \"" + config_.table + "\"", e);
+  } catch (const pqxx::in_doubt_error& e) {
+    tx_.reset();
+    rethrow_as_transient(
+        "commit of sent rows of \"" + config_.table + "\" is in doubt (they may be sent again)", e);
+  }
+}
+
+void PollSource::park(const std::vector<std::pair<std::string, std::string>>& poison,
+                      const core::Batch& batch) {
+  for (const auto& [id, error] : poison) {
+    if (has_failed_columns_) {
+      tx_->exec_prepared("park", id, error);
+      continue;
+    }
+    // No failed_at column: move the event to outbox_relay_parked with what we know of it.
+    const core::OutboxMessage* msg = nullptr;
+    for (const auto& m : batch.messages) {
+      if (m.id == id) msg = &m;
+    }
+    std::string headers = "{}";
+    if (msg != nullptr) {
+      nlohmann::json h = nlohmann::json::object();
+      for (const auto& [k, v] : msg->headers) h[k] = v;
+      headers = h.dump();
+    }
+    auto cstr = [](const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; };
+    const char* topic = msg != nullptr ? msg->topic.c_str() : nullptr;
+    const char* key = msg != nullptr ? cstr(msg->key) : nullptr;
+    const char* value = msg != nullptr ? cstr(msg->value) : nullptr;
+    tx_->exec_prepared("park", id, error, topic, key, value, headers, "table " + config_.table);
+  }
+}
+
+void PollSource::abandon(const core::Batch& /*batch*/) noexcept {
+  if (!tx_) return;
+  try {
+    tx_->abort();
+  } catch (...) {
+  }
+  tx_.reset();
+}
+
+void PollSource::close() noexcept {
+  tx_.reset();
+  listener_.reset();
+  conn_.reset();
+}
+
+}  // namespace outbox_relay::pg
