@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config git
       libpqxx-dev libpq-dev librdkafka-dev libspdlog-dev libfmt-dev libcli11-dev doctest-dev
-      libcpp-httplib-dev nlohmann-json3-dev libsystemd-dev
+      libcpp-httplib-dev nlohmann-json3-dev libsystemd-dev systemd
       postgresql-15 postgresql-contrib kcat maven openjdk-17-jre-headless
       clang clang-format clang-tidy libclang-rt-14-dev valgrind iproute2 procps curl)
 missing=()

@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "app/admin.h"
+#include "app/logging.h"
 #include "app/options.h"
 #include "app/relay.h"
 #include "app/signals.h"
@@ -19,9 +21,18 @@ int main(int argc, char** argv) {
     return app::kExitConfig;
   }
   app::setup_logging(options.log_level);
+  if (options.log_format == "json") app::use_json_logs();
   switch (options.command) {
     case app::Command::kMigrate:
       return app::run_migrate(options);
+    case app::Command::kStatus:
+      return app::run_status(options, std::cout);
+    case app::Command::kCheck:
+      return app::run_check(options, std::cout);
+    case app::Command::kReplay:
+      return app::run_replay(options, std::cout);
+    case app::Command::kCleanup:
+      return app::run_cleanup(options, std::cout);
     case app::Command::kRun:
     default:
       return app::run_relay(options);

@@ -1,8 +1,11 @@
 #include "app/options.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
+#include "app/secrets.h"
 #include "core/duration.h"
 #include "core/errors.h"
 #include "pg/conninfo.h"
@@ -23,6 +26,30 @@ std::chrono::milliseconds duration_flag(const std::string& flag, const std::stri
     throw core::ConfigError(flag + ": " + e.what());
   }
 }
+
+std::string env_name(const std::string& flag) {
+  std::string e = "OUTBOX_RELAY_";
+  for (char c : flag) {
+    e += c == '-' || c == '_' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return e;
+}
+
+// CLI11 applies the config file before the environment, so a file value would shadow an
+// OUTBOX_RELAY_* variable. Dropping the file's entries whose variable is set restores the documented
+// order: flag > environment > file > default.
+class EnvFirstConfig final : public CLI::ConfigBase {
+ public:
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    auto values = CLI::ConfigBase::from_config(input);
+    std::erase_if(values, [](const CLI::ConfigItem& item) {
+      if (!item.parents.empty()) return false;
+      const char* v = std::getenv(env_name(item.name).c_str());
+      return v != nullptr && *v != '\0';
+    });
+    return values;
+  }
+};
 
 }  // namespace
 
@@ -62,7 +89,17 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
       "or as `flag-name = value` in the --config file; precedence: flag > environment > file > default.\n"
       "Durations take a unit: 250ms, 10s, 5m.",
       "outbox-relay"};
-  app.set_config("--config", "", "Read flags from this file (`long-flag-name = value` lines)");
+  // OUTBOX_RELAY_CONFIG names the file when --config is not given (CLI11 reads the file before it
+  // would look at the environment, so it is passed as the default).
+  const char* config_env = std::getenv("OUTBOX_RELAY_CONFIG");
+  const std::string config_default = config_env != nullptr ? config_env : "";
+  if (!config_default.empty() && !std::filesystem::is_regular_file(config_default)) {
+    throw core::ConfigError("OUTBOX_RELAY_CONFIG: \"" + config_default + "\" is not a readable file");
+  }
+  app.set_config("--config", config_default,
+                 "Read flags from this file (`long-flag-name = value` lines; env OUTBOX_RELAY_CONFIG)");
+  app.config_formatter(std::make_shared<EnvFirstConfig>());
+  app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not ignored
   app.fallthrough();
   app.set_version_flag("--version", std::string("outbox-relay ") + OUTBOX_RELAY_VERSION);
   app.get_formatter()->column_width(34);
@@ -71,11 +108,9 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
   std::string poll_interval = "1s", drain_timeout = "10s", heartbeat = "10s", status_interval = "1s";
   std::vector<std::string> xprops;
 
-  auto env = [](const std::string& flag) {
-    std::string e = "OUTBOX_RELAY_";
-    for (char c : flag) e += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return e;
-  };
+  std::string retention, stats_interval = "5s", db_password_file;
+  std::string replay_from, replay_to;
+  auto env = [](const std::string& flag) { return env_name(flag); };
   auto opt = [&](const std::string& name, auto& var, const std::string& help) {
     return app.add_option("--" + name, var, help)->envname(env(name))->capture_default_str();
   };
@@ -102,8 +137,11 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
   app.add_flag("--exit-when-idle", o.exit_when_idle, "Exit 0 once no unsent event is left")
       ->envname(env("exit-when-idle"));
   opt("on-poison", on_poison,
-      "An event Kafka will never accept: park (mark failed) or dlq (send to --dlq-topic)")
-      ->check(CLI::IsMember({"park", "dlq"}));
+      "An event Kafka will never accept: park (mark failed), dlq (send to --dlq-topic), or block "
+      "(park it and hold back its key's later events; poll mode)")
+      ->check(CLI::IsMember({"park", "dlq", "block"}));
+  std::string shard = "0/1";
+  opt("shard", shard, "Poll mode: publish only keys with hash(key) mod N = I, as I/N (one leader per shard)");
   opt("dlq-topic", o.dlq_topic, "Dead-letter topic for --on-poison=dlq");
   app.add_option("-X,--kafka-property", xprops,
                  "librdkafka property KEY=VALUE (repeatable); acks and idempotence cannot be weakened")
@@ -120,8 +158,33 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
       "WAL mode: pg_logical_emit_message prefix that marks an outbox message");
   opt("log-level", o.log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  opt("log-format", o.log_format, "Log lines as text or json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}));
+  opt("http-addr", o.http_addr, "Serve /metrics, /healthz and /readyz on HOST:PORT (off: no endpoint)");
+  opt("stats-interval", stats_interval,
+      "How often backlog/slot statistics and the Kafka connection are checked (own connections)");
+  opt("retention", retention,
+      "Delete sent (marked) rows older than this, in small batches: periodically while running, once "
+      "with `cleanup` (e.g. 7d; WAL mode: rows by created_at)");
+  opt("db-password-file", db_password_file,
+      "Read the PostgreSQL password from FILE (kept out of argv and logs)");
+  opt("kafka-sasl-password-file", o.kafka_sasl_password_file, "Read the Kafka sasl.password from FILE");
 
   auto* migrate = app.add_subcommand("migrate", "Create or upgrade the outbox schema (idempotent)");
+  auto* status =
+      app.add_subcommand("status", "Print backlog, oldest unsent age, failed/parked rows and slot lag");
+  auto* check = app.add_subcommand(
+      "check",
+      "Validate config, connections, table layout, grants, wal_level and topics; non-zero on a problem");
+  auto* replay = app.add_subcommand(
+      "replay",
+      "Make sent (or with --failed, failed) rows pending again so the running relay republishes them");
+  replay->add_option("--from", replay_from, "First id of the range (inclusive)");
+  replay->add_option("--to", replay_to, "Last id of the range (inclusive)");
+  replay->add_option("--ids", o.replay_ids, "Comma-separated ids")->delimiter(',');
+  replay->add_flag("--failed", o.replay_failed, "Replay failed (parked) rows instead of sent ones");
+  auto* cleanup =
+      app.add_subcommand("cleanup", "Delete sent rows older than --retention in small batches, then exit");
 
   try {
     app.parse(argc, argv);
@@ -143,15 +206,64 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
     throw core::ConfigError(msg);
   }
 
-  o.command = migrate->parsed() ? Command::kMigrate : Command::kRun;
+  o.command = migrate->parsed()   ? Command::kMigrate
+              : status->parsed()  ? Command::kStatus
+              : check->parsed()   ? Command::kCheck
+              : replay->parsed()  ? Command::kReplay
+              : cleanup->parsed() ? Command::kCleanup
+                                  : Command::kRun;
+  // The effective settings, secrets redacted, for the start-up log line.
+  for (const auto* option : app.get_options()) {
+    if (option->get_lnames().empty()) continue;
+    const auto& name = option->get_lnames().front();
+    if (name == "help" || name == "version") continue;
+    std::string value;
+    if (option->count() > 0) {
+      for (const auto& r : option->results()) value += (value.empty() ? "" : ",") + redact_setting(name, r);
+    } else {
+      value = redact_setting(name, option->get_default_str());
+    }
+    o.effective.emplace_back(name, value);
+  }
+  o.http_addr_explicit = app.get_option("--http-addr")->count() > 0;
+  o.stats_interval = duration_flag("--stats-interval", stats_interval, std::chrono::milliseconds(100));
+  if (!retention.empty())
+    o.retention = duration_flag("--retention", retention, std::chrono::milliseconds(1000));
   o.mode = mode == "wal" ? Mode::kWal : Mode::kPoll;
   o.on_sent = on_sent == "mark" ? pg::OnSent::kMark : pg::OnSent::kDelete;
-  o.on_poison = on_poison == "dlq" ? core::PoisonPolicy::kDlq : core::PoisonPolicy::kPark;
+  o.on_poison = on_poison == "dlq"     ? core::PoisonPolicy::kDlq
+                : on_poison == "block" ? core::PoisonPolicy::kBlock
+                                       : core::PoisonPolicy::kPark;
+  {
+    const auto slash = shard.find('/');
+    try {
+      if (slash == std::string::npos) throw std::invalid_argument("no slash");
+      std::size_t used = 0;
+      o.shard_index = std::stoi(shard.substr(0, slash), &used);
+      if (used != slash) throw std::invalid_argument("junk");
+      o.shard_count = std::stoi(shard.substr(slash + 1), &used);
+      if (used != shard.size() - slash - 1) throw std::invalid_argument("junk");
+    } catch (const std::exception&) {
+      throw core::ConfigError("--shard: \"" + shard + "\" is not I/N (e.g. 0/4)");
+    }
+    if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count) {
+      throw core::ConfigError("--shard: \"" + shard + "\" needs 0 <= I < N");
+    }
+  }
   o.poll_interval = duration_flag("--poll-interval", poll_interval, std::chrono::milliseconds(10));
   o.drain_timeout = duration_flag("--drain-timeout", drain_timeout, std::chrono::milliseconds(0));
   o.heartbeat_interval = duration_flag("--heartbeat-interval", heartbeat, std::chrono::milliseconds(100));
   o.status_interval = duration_flag("--status-interval", status_interval, std::chrono::milliseconds(100));
   o.kafka_overrides = kafka::parse_overrides(xprops);
+  if (!o.kafka_sasl_password_file.empty()) {
+    for (const auto& [k, v] : o.kafka_overrides) {
+      if (k == "sasl.password") {
+        throw core::ConfigError("--kafka-sasl-password-file: sasl.password is also set with -X; give one");
+      }
+    }
+    o.kafka_overrides.emplace_back(
+        "sasl.password", read_secret_file("--kafka-sasl-password-file", o.kafka_sasl_password_file));
+  }
 
   if (o.db_url.empty()) throw core::ConfigError("--db-url is required (or OUTBOX_RELAY_DB_URL)");
   try {
@@ -159,7 +271,23 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
   } catch (const core::ConfigError& e) {
     throw core::ConfigError(std::string("--db-url: ") + e.what());
   }
-  if (o.command == Command::kMigrate) return true;
+  if (!db_password_file.empty()) {
+    o.db_url = pg::with_password(o.db_url, read_secret_file("--db-password-file", db_password_file));
+  }
+  if (o.command == Command::kReplay) {
+    if (replay->get_option("--from")->count() > 0) o.replay_from = replay_from;
+    if (replay->get_option("--to")->count() > 0) o.replay_to = replay_to;
+    if (o.replay_ids.empty() == !(o.replay_from || o.replay_to)) {
+      throw core::ConfigError("replay: give --from/--to (an id range) or --ids (a list), not both");
+    }
+  }
+  if (o.command == Command::kCleanup && o.retention.count() == 0) {
+    throw core::ConfigError("cleanup needs --retention (e.g. --retention 7d)");
+  }
+  if (o.command == Command::kMigrate || o.command == Command::kStatus || o.command == Command::kReplay ||
+      o.command == Command::kCleanup) {
+    return true;
+  }
 
   bool brokers_in_x = false;
   for (const auto& [k, v] : o.kafka_overrides) brokers_in_x = brokers_in_x || k == "bootstrap.servers";
@@ -171,6 +299,16 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
   }
   if (!o.dlq_topic.empty() && !core::valid_topic_name(o.dlq_topic)) {
     throw core::ConfigError("--dlq-topic: \"" + o.dlq_topic + "\" is not a valid Kafka topic name");
+  }
+  if (o.on_poison == core::PoisonPolicy::kBlock && (o.mode == Mode::kWal || o.layout_name == "debezium")) {
+    throw core::ConfigError(
+        "--on-poison=block needs poll mode and a table with failed_at (the default layout): a WAL slot has "
+        "one "
+        "position for all keys");
+  }
+  if (o.shard_count > 1 && o.mode == Mode::kWal) {
+    throw core::ConfigError(
+        "--shard is for poll mode; in WAL mode the slot holder publishes everything in order");
   }
   if (o.layout_name == "debezium" && o.on_sent == pg::OnSent::kMark) {
     throw core::ConfigError("--on-sent=mark: the debezium layout has no sent_at column; use delete");

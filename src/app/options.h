@@ -4,7 +4,9 @@
 // whose message names the flag.
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/dispatcher.h"
@@ -14,7 +16,7 @@
 
 namespace outbox_relay::app {
 
-enum class Command { kRun, kMigrate, kVersion };
+enum class Command { kRun, kMigrate, kVersion, kStatus, kCheck, kReplay, kCleanup };
 enum class Mode { kPoll, kWal };
 
 struct Options {
@@ -34,6 +36,8 @@ struct Options {
   pg::OnSent on_sent = pg::OnSent::kDelete;
   bool exit_when_idle = false;
   core::PoisonPolicy on_poison = core::PoisonPolicy::kPark;
+  int shard_index = 0;
+  int shard_count = 1;
   std::string dlq_topic;
   std::vector<kafka::Property> kafka_overrides;
 
@@ -46,6 +50,20 @@ struct Options {
   std::string message_prefix = "outbox";
 
   std::string log_level = "info";
+  std::string log_format = "text";  // text or json
+
+  // Operations (issue 6)
+  std::string http_addr = "127.0.0.1:9187";  // "off" or empty: no HTTP endpoint
+  bool http_addr_explicit = false;           // set by flag/env/file: a bind failure is fatal then
+  std::chrono::milliseconds stats_interval{5000};
+  std::chrono::milliseconds retention{0};  // 0: no periodic cleanup
+  std::string kafka_sasl_password_file;    // its contents went into kafka_overrides as sasl.password
+  // replay
+  std::optional<std::string> replay_from, replay_to;
+  std::vector<std::string> replay_ids;
+  bool replay_failed = false;
+  // Every setting as `name = value`, secrets redacted: printed once at start.
+  std::vector<std::pair<std::string, std::string>> effective;
 
   // The layout with --topic-template, --route-by and --header-column applied.
   [[nodiscard]] core::Layout layout() const;

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <random>
 
+#include "app/operations.h"
+#include "app/sdnotify.h"
 #include "app/signals.h"
 #include "core/dispatcher.h"
 #include "core/duration.h"
@@ -15,7 +17,7 @@
 #include "pg/conninfo.h"
 #include "pg/migrate.h"
 #include "pg/poll_source.h"
-#if __has_include("pg/wal_source.h")
+#if __has_include("pg/wal_source.cpp")  // TODO(lead): drop once WAL mode lands
 #include "pg/wal_source.h"
 #define HAVE_WAL 1
 #endif
@@ -69,6 +71,9 @@ std::unique_ptr<core::OutboxSource> make_source(const Options& o) {
   c.conninfo = o.db_url;
   c.table = o.table;
   c.on_sent = o.on_sent;
+  c.shard_index = o.shard_index;
+  c.shard_count = o.shard_count;
+  c.skip_blocked_keys = o.on_poison == core::PoisonPolicy::kBlock;
   return std::make_unique<pg::PollSource>(std::move(c), std::move(router));
 }
 
@@ -79,6 +84,12 @@ void log_settings(const Options& o) {
   for (const auto& [k, v] : o.kafka_overrides) {
     spdlog::info("kafka property {}={}", k, kafka::is_secret_property(k) ? "[redacted]" : v);
   }
+  std::string effective;  // every setting, secrets redacted (app/secrets.h)
+  for (const auto& [k, v] : o.effective) {
+    const bool quote = v.empty() || v.find(' ') != std::string::npos;
+    effective += " " + k + "=" + (quote ? "\"" + v + "\"" : v);
+  }
+  spdlog::info("effective config:{}", effective);
 }
 
 }  // namespace
@@ -95,11 +106,18 @@ int run_relay(const Options& o) {
   log_settings(o);
   std::atomic<bool> stop{false};
   RealWaiter waiter(stop);
-  SignalThread signals(stop, [&waiter] { waiter.wake(); });
+  std::atomic<core::OutboxSource*> wake_source{nullptr};
+  SignalThread signals(stop, [&waiter, &wake_source] {
+    notify_stopping();
+    waiter.wake();
+    if (auto* s = wake_source.load()) s->wake();
+  });
   core::Metrics metrics;
   try {
     kafka::Producer producer(o.producer_properties());
+    Operations operations(o, metrics, producer);  // HTTP, statistics, sd_notify, --retention
     auto source = make_source(o);
+    wake_source = source.get();
     core::Dispatcher dispatcher(*source, producer, waiter, metrics, o.dispatcher_config(), stop);
     const auto outcome = dispatcher.run();
     source->close();

@@ -13,6 +13,8 @@ namespace outbox_relay::core {
 struct RejectedRow {
   OutboxRow row;
   std::string error;
+  std::optional<std::string> key;  // the row's record key, if it could be read (for --on-poison=block)
+  std::size_t position = 0;        // how many of batch.messages stood before it in source order
 };
 
 struct Batch {

@@ -49,6 +49,7 @@ StepResult Dispatcher::step() {
     }
     batch = source_.fetch(config_.batch_size, config_.exit_when_idle ? Millis(0) : config_.poll_interval);
     fetched = true;
+    metrics_.leader.store(source_.leader());
     last_fetch_empty_ = batch.empty();
     if (batch.empty()) {
       on_success();
@@ -85,8 +86,35 @@ StepResult Dispatcher::step() {
 
 void Dispatcher::publish(const Batch& batch) {
   deliveries_.assign(batch.messages.size(), Delivery{});
-  publisher_.send(batch.messages, deliveries_);
+  if (config_.on_poison != PoisonPolicy::kBlock || batch.rejected.empty()) {
+    publisher_.send(batch.messages, deliveries_);
+    wait_for_deliveries(deliveries_.size());
+    return;
+  }
+  // Block: a malformed row holds back every later event of its key in this batch; the source keeps
+  // skipping the key in later batches while the parked row is there.
+  std::map<std::string, const RejectedRow*> blocked;  // key -> its first poison event
+  for (const auto& r : batch.rejected) {
+    if (r.key) blocked.emplace(*r.key, &r);
+  }
+  std::vector<OutboxMessage> to_send;
+  std::vector<std::size_t> index;
+  for (std::size_t i = 0; i < batch.messages.size(); ++i) {
+    const auto& m = batch.messages[i];
+    auto it = m.key ? blocked.find(*m.key) : blocked.end();
+    if (it != blocked.end() && i >= it->second->position) {
+      deliveries_[i] = {DeliveryStatus::kDeferred, "held behind poison event \"" + it->second->row.id + "\"", -1, -1};
+    } else {
+      to_send.push_back(m);
+      index.push_back(i);
+    }
+  }
+  std::vector<Delivery> sent(to_send.size());
+  std::swap(deliveries_, sent);
+  publisher_.send(to_send, deliveries_);
   wait_for_deliveries(deliveries_.size());
+  std::swap(deliveries_, sent);
+  for (std::size_t j = 0; j < index.size(); ++j) deliveries_[index[j]] = sent[j];
 }
 
 void Dispatcher::wait_for_deliveries(std::size_t count) {

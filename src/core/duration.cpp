@@ -23,10 +23,12 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
     ms_per_unit = 60'000;
   } else if (unit == "h") {
     ms_per_unit = 3'600'000;
+  } else if (unit == "d") {
+    ms_per_unit = 86'400'000;
   } else if (unit.empty()) {
-    throw std::invalid_argument("\"" + text + "\" needs a unit (ms, s, m or h)");
+    throw std::invalid_argument("\"" + text + "\" needs a unit (ms, s, m, h or d)");
   } else {
-    throw std::invalid_argument("\"" + text + "\" has an unknown unit \"" + unit + "\" (ms, s, m or h)");
+    throw std::invalid_argument("\"" + text + "\" has an unknown unit \"" + unit + "\" (ms, s, m, h or d)");
   }
   if (n > INT64_MAX / ms_per_unit) throw std::invalid_argument("\"" + text + "\" is too long");
   return std::chrono::milliseconds(n * ms_per_unit);
@@ -34,6 +36,7 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
 
 std::string format_duration(std::chrono::milliseconds d) {
   const auto ms = d.count();
+  if (ms != 0 && ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + "d";
   if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
   if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
   if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";

@@ -1,5 +1,5 @@
 #pragma once
-// Durations in flags and config: "250ms", "10s", "5m", "1h". A unit is required, so "30" is an error
+// Durations in flags and config: "250ms", "10s", "5m", "1h", "7d". A unit is required, so "30" is an error
 // rather than a guess between seconds and milliseconds.
 
 #include <chrono>

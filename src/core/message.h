@@ -48,6 +48,7 @@ enum class DeliveryStatus {
   kAcked,      // the broker acknowledged it (acks=all)
   kRetriable,  // failed for now (broker down, timeout): the source must offer it again
   kPoison,     // will never be accepted (too large, invalid topic, malformed row): park it
+  kDeferred,   // deliberately not sent (held behind a poison event of its key): fetched again later
 };
 
 struct Delivery {

@@ -48,6 +48,7 @@ struct Metrics {
   std::atomic<uint64_t> reconnects{0};
   std::atomic<int64_t> backlog_rows{-1};          // poll: unsent rows (-1 = unknown)
   std::atomic<int64_t> oldest_unsent_age_ms{-1};  // poll: age of the oldest unsent row
+  std::atomic<int64_t> failed_rows{-1};           // poll: rows parked in the table (failed_at set)
   std::atomic<int64_t> slot_lag_bytes{-1};        // wal
   std::atomic<uint64_t> confirmed_lsn{0};         // wal
   std::atomic<int64_t> producer_queue_depth{0};

@@ -39,6 +39,13 @@ class OutboxSource {
   // Drops the connection (the dispatcher calls open() again after a backoff).
   virtual void close() noexcept = 0;
 
+  // Cuts short a wait inside fetch() (stop requested). Called from another thread; must not block.
+  virtual void wake() noexcept {}
+
+  // False while this relay is a standby (another one holds the lead); fetch() then returns empty
+  // batches until the lead is taken over.
+  [[nodiscard]] virtual bool leader() const { return true; }
+
   // For logs and /readyz.
   [[nodiscard]] virtual std::string describe() const = 0;
 };

@@ -208,6 +208,7 @@ void Producer::check_connection(std::chrono::milliseconds timeout) {
   const struct rd_kafka_metadata* md = nullptr;
   const auto err = rd_kafka_metadata(rk_.get(), 0, nullptr, &md, static_cast<int>(timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    brokers_up_.store(false);
     throw core::TransientError(std::string("could not reach kafka: ") + rd_kafka_err2str(err));
   }
   rd_kafka_metadata_destroy(md);

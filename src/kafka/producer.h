@@ -39,6 +39,7 @@ class Producer final : public core::Publisher {
   [[nodiscard]] int queue_depth() const;
 
   // Blocks up to `timeout` for cluster metadata; throws core::TransientError when no broker answers.
+  // Updates connected() either way. Thread-safe: the operations thread calls it for /readyz.
   void check_connection(std::chrono::milliseconds timeout);
 
  private:

@@ -46,6 +46,12 @@ std::string with_defaults(const std::string& conninfo, const std::map<std::strin
   return build_conninfo(params);
 }
 
+std::string with_password(const std::string& conninfo, const std::string& password) {
+  auto params = parse_conninfo(conninfo);
+  params["password"] = password;
+  return build_conninfo(params);
+}
+
 std::string redact_conninfo(const std::string& conninfo) {
   try {
     const auto p = parse_conninfo(conninfo);

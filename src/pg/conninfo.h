@@ -17,6 +17,10 @@ std::string build_conninfo(const std::map<std::string, std::string>& params);
 // `conninfo` with `extra` added where the caller did not set them already.
 std::string with_defaults(const std::string& conninfo, const std::map<std::string, std::string>& extra);
 
+// `conninfo` with its password replaced by `password` (from --db-password-file), in key=value form.
+// Throws core::ConfigError like parse_conninfo.
+std::string with_password(const std::string& conninfo, const std::string& password);
+
 // For logs and errors: host, port, dbname and user only; never the password. Does not throw.
 std::string redact_conninfo(const std::string& conninfo);
 

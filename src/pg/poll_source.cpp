@@ -1,6 +1,9 @@
 #include "pg/poll_source.h"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -54,9 +57,17 @@ class PollSource::Listener final : public pqxx::notification_receiver {
 };
 
 PollSource::PollSource(PollSourceConfig config, core::Router router)
-    : config_(std::move(config)), router_(std::move(router)) {}
+    : config_(std::move(config)), router_(std::move(router)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
-PollSource::~PollSource() { close(); }
+PollSource::~PollSource() {
+  close();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void PollSource::wake() noexcept {
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
 
 std::string PollSource::describe() const {
   return "poll source on table \"" + config_.table + "\" (" + redact_conninfo(config_.conninfo) + ")";
@@ -73,6 +84,18 @@ void PollSource::open() {
                                          {"keepalives_count", "3"}}));
     inspect_table();
     prepare_statements();
+    {
+      // A dead or partitioned relay's session (and with it its claim and its lead) must not outlive
+      // session_timeout on the server, or the standby could never take over.
+      const auto secs = std::max<long long>(1, config_.session_timeout.count() / 1000);
+      pqxx::nontransaction n(*conn_);
+      n.exec("SET idle_in_transaction_session_timeout = '" + std::to_string(config_.session_timeout.count()) +
+             "ms'; SET tcp_keepalives_idle = " + std::to_string(std::max<long long>(1, secs / 4)) +
+             "; SET tcp_keepalives_interval = " + std::to_string(std::max<long long>(1, secs / 8)) +
+             "; SET tcp_keepalives_count = 3; SET tcp_user_timeout = " +
+             std::to_string(config_.session_timeout.count()));
+    }
+    leader_ = false;
     listener_ = std::make_unique<Listener>(*conn_, config_.notify_channel, notified_);
   } catch (const pqxx::broken_connection& e) {
     close();
@@ -133,18 +156,29 @@ void PollSource::prepare_statements() {
     first = false;
     const auto q = conn_->quote_name(c);
     if (c == layout.timestamp_column) {
-      select += "(extract(epoch FROM " + q + ") * 1000)::bigint::text AS " + q;
+      select += "(extract(epoch FROM o." + q + ") * 1000)::bigint::text AS " + q;
     } else {
-      select += q + "::text AS " + q;
+      select += "o." + q + "::text AS " + q;
     }
   }
   std::string pending;
   if (std::find(present.begin(), present.end(), "sent_at") != present.end())
-    pending += " AND sent_at IS NULL";
-  if (has_failed_columns_) pending += " AND failed_at IS NULL";
+    pending += " AND o.sent_at IS NULL";
+  if (has_failed_columns_) pending += " AND o.failed_at IS NULL";
+  const auto key = conn_->quote_name(layout.key_column);
+  if (config_.shard_count > 1) {
+    pending += " AND mod(abs(hashtextextended(o." + key + "::text, 0)), " + std::to_string(config_.shard_count) +
+               ") = " + std::to_string(config_.shard_index);
+  }
+  if (config_.skip_blocked_keys) {
+    pending += " AND NOT EXISTS (SELECT 1 FROM " + quoted_table_ + " AS f WHERE f.failed_at IS NOT NULL AND f." + key +
+               " = o." + key + " AND f." + conn_->quote_name(layout.id_column) + " < o." +
+               conn_->quote_name(layout.id_column) + ")";
+  }
   const auto id = conn_->quote_name(layout.id_column);
-  select += " FROM " + quoted_table_ + " WHERE true" + pending + " ORDER BY " + id +
-            " LIMIT $1 FOR UPDATE SKIP LOCKED";
+  // ORDER BY the column itself (o.id), not its text alias: as text, "10" sorts before "9".
+  select += " FROM " + quoted_table_ + " AS o WHERE true" + pending + " ORDER BY o." + id +
+            " LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
   conn_->prepare("claim", select);
 
   const std::string ids = id + " = ANY($1::" + id_type_ + "[])";
@@ -169,18 +203,63 @@ void PollSource::prepare_statements() {
   }
 }
 
+// Waits for a NOTIFY on the channel, a wake(), or `wait`, whichever comes first.
 void PollSource::wait_for_notification(std::chrono::milliseconds wait) {
   if (wait.count() <= 0) return;
   notified_ = false;
-  conn_->get_notifs();
+  conn_->get_notifs();  // notifications that arrived while the claim ran
   if (notified_) return;
-  conn_->await_notification(static_cast<long>(wait.count() / 1000),
-                            static_cast<long>((wait.count() % 1000) * 1000));
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return;
+    pollfd fds[2] = {{conn_->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 60'000)));
+    if (n < 0 && errno != EINTR) return;
+    if (fds[1].revents & POLLIN) {
+      uint64_t v = 0;
+      [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof v);
+      return;
+    }
+    if (fds[0].revents != 0) {
+      conn_->get_notifs();  // throws broken_connection if the server went away
+      if (notified_) return;
+    }
+  }
+}
+
+// Takes the lead if no other relay holds it (a session advisory lock: released by the server when
+// this session ends, so a crashed leader's lead passes on at once).
+bool PollSource::try_lead() {
+  pqxx::nontransaction n(*conn_);
+  const auto key = "outbox-relay:" + config_.table + ":" + std::to_string(config_.shard_index) + "/" +
+                   std::to_string(config_.shard_count);
+  leader_ = n.exec_params("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)[0][0].as<bool>();
+  if (leader_) {
+    spdlog::info("leading {}{}", describe(),
+                 config_.shard_count > 1 ? fmt::format(" shard {}/{}", config_.shard_index, config_.shard_count) : "");
+    standby_logged_ = false;
+  } else if (!standby_logged_) {
+    spdlog::info("another relay leads table \"{}\"; standing by", config_.table);
+    standby_logged_ = true;
+  }
+  return leader_;
 }
 
 core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
   core::Batch batch;
   try {
+    if (!leader_ && !try_lead()) {
+      caught_up_ = false;
+      // Not woken by NOTIFY: under write load that would turn standing by into a hot loop.
+      pollfd fd{wake_fd_, POLLIN, 0};
+      if (::poll(&fd, 1, static_cast<int>(config_.standby_interval.count())) > 0) {
+        uint64_t v = 0;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof v);
+      }
+      return batch;
+    }
     tx_ = std::make_unique<pqxx::work>(*conn_, "claim");
     const auto rows = tx_->exec_prepared("claim", static_cast<long>(max));
     if (rows.empty()) {
@@ -208,7 +287,10 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
       if (mapped.index() == 0) {
         batch.messages.push_back(std::move(std::get<0>(mapped)));
       } else {
-        batch.rejected.push_back({std::move(row), std::move(std::get<1>(mapped))});
+        const auto* key = row.find(router_.layout().key_column);
+        auto key_value = key != nullptr ? *key : std::nullopt;
+        batch.rejected.push_back(
+            {std::move(row), std::move(std::get<1>(mapped)), std::move(key_value), batch.messages.size()});
       }
     }
   } catch (const pqxx::broken_connection& e) {
@@ -288,6 +370,7 @@ void PollSource::abandon(const core::Batch& /*batch*/) noexcept {
 }
 
 void PollSource::close() noexcept {
+  leader_ = false;
   tx_.reset();
   listener_.reset();
   conn_.reset();

@@ -23,7 +23,17 @@ struct PollSourceConfig {
   std::string table = "outbox";  // optionally schema-qualified
   OnSent on_sent = OnSent::kDelete;
   std::string notify_channel = "outbox_relay";
-  std::chrono::milliseconds lock_timeout{0};  // 0 = none; bounds waits on DDL locks
+  // High availability: the relay that holds a session advisory lock (keyed by table and shard)
+  // publishes; others stand by and retry every standby_interval. Several relays with distinct
+  // shards publish side by side: shard i of n takes the keys with hash(key) mod n = i.
+  int shard_index = 0;
+  int shard_count = 1;
+  std::chrono::milliseconds standby_interval{500};
+  // Bounds how long the server keeps a claim of a dead or paused relay (its session is ended, its
+  // locks and lead released): idle_in_transaction_session_timeout and TCP keepalives.
+  std::chrono::milliseconds session_timeout{60000};
+  // --on-poison=block: skip keys that have a parked (failed) event.
+  bool skip_blocked_keys = false;
 };
 
 class PollSource final : public core::OutboxSource {
@@ -35,8 +45,10 @@ class PollSource final : public core::OutboxSource {
   core::Batch fetch(std::size_t max, std::chrono::milliseconds wait) override;
   void commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) override;
   void abandon(const core::Batch& batch) noexcept override;
-  [[nodiscard]] bool caught_up() const override { return caught_up_; }
+  [[nodiscard]] bool caught_up() const override { return caught_up_ && leader_; }
+  [[nodiscard]] bool leader() const override { return leader_; }
   void close() noexcept override;
+  void wake() noexcept override;
   [[nodiscard]] std::string describe() const override;
 
  private:
@@ -44,6 +56,7 @@ class PollSource final : public core::OutboxSource {
   void inspect_table();
   void prepare_statements();
   void wait_for_notification(std::chrono::milliseconds wait);
+  bool try_lead();
   void park(const std::vector<std::pair<std::string, std::string>>& poison, const core::Batch& batch);
 
   PollSourceConfig config_;
@@ -56,6 +69,9 @@ class PollSource final : public core::OutboxSource {
   bool has_failed_columns_ = false;
   bool caught_up_ = false;
   bool notified_ = false;
+  bool leader_ = false;
+  bool standby_logged_ = false;
+  int wake_fd_ = -1;  // eventfd: wake() makes a wait in fetch() return at once
 };
 
 }  // namespace outbox_relay::pg

@@ -1,0 +1,22 @@
+#pragma once
+// Log output formats: text (the default, set up by setup_logging) or JSON lines for log shippers
+// (--log-format json): one object per line with time (UTC, ms), level and msg.
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace outbox_relay::app {
+
+// `s` as the inside of a JSON string: ", \ and control characters escaped, invalid UTF-8 replaced
+// by U+FFFD so every line stays valid JSON whatever a server or library put in a message.
+std::string json_escape(std::string_view s);
+
+// {"time":"2024-05-01T12:00:00.123Z","level":"info","msg":"..."} without the newline.
+std::string json_log_line(std::chrono::system_clock::time_point time, std::string_view level,
+                          std::string_view msg);
+
+// Switches the default logger (set up by setup_logging) to JSON lines. Call before threads start.
+void use_json_logs();
+
+}  // namespace outbox_relay::app

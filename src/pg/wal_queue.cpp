@@ -1,0 +1,114 @@
+#include "pg/wal_queue.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+namespace outbox_relay::pg {
+
+namespace {
+
+bool final_status(core::DeliveryStatus s) {
+  return s == core::DeliveryStatus::kAcked || s == core::DeliveryStatus::kPoison;
+}
+
+}  // namespace
+
+void TxnQueue::reset(uint64_t confirmed) noexcept {
+  ready_.clear();
+  in_flight_.clear();
+  ready_records_ = 0;
+  ready_bytes_ = 0;
+  confirmed_ = confirmed;
+}
+
+bool TxnQueue::push(Transaction txn) {
+  if (txn.end_lsn <= confirmed_) return false;
+  ready_records_ += txn.size();
+  ready_bytes_ += txn.bytes;
+  ready_.push_back(std::move(txn));
+  return true;
+}
+
+core::Batch TxnQueue::take(std::size_t max) {
+  if (!in_flight_.empty()) throw std::logic_error("wal source: fetch while a batch is still in flight");
+  core::Batch batch;
+  std::size_t count = 0;
+  while (!ready_.empty()) {
+    const auto& t = ready_.front();
+    if (count > 0 && count + t.size() > max) break;
+    batch.messages.insert(batch.messages.end(), t.messages.begin(), t.messages.end());
+    batch.rejected.insert(batch.rejected.end(), t.rejected.begin(), t.rejected.end());
+    batch.end_position = t.end_lsn;
+    count += t.size();
+    ready_records_ -= t.size();
+    ready_bytes_ -= t.bytes;
+    in_flight_.splice(in_flight_.end(), ready_, ready_.begin());
+  }
+  if (batch.empty()) {
+    // Nothing to publish: the transactions taken are done already.
+    confirmed_ = std::max(confirmed_, batch.end_position);
+    in_flight_.clear();
+  }
+  return batch;
+}
+
+TxnQueue::CommitPlan TxnQueue::plan(const core::Batch& batch,
+                                    std::span<const core::Delivery> deliveries) const {
+  if (deliveries.size() != batch.messages.size()) {
+    throw std::invalid_argument("wal source: " + std::to_string(deliveries.size()) + " deliveries for " +
+                                std::to_string(batch.messages.size()) + " messages");
+  }
+  if (in_flight_.empty() || batch.end_position != in_flight_.back().end_lsn) {
+    throw std::logic_error("wal source: commit of a batch that is not the one in flight");
+  }
+  uint64_t first_open = std::numeric_limits<uint64_t>::max();  // position of the first non-final message
+  for (std::size_t i = 0; i < deliveries.size(); ++i) {
+    if (!final_status(deliveries[i].status)) {
+      first_open = batch.messages[i].position;
+      break;
+    }
+  }
+  CommitPlan plan;
+  plan.confirm = confirmed_;
+  for (const auto& t : in_flight_) {
+    if (t.end_lsn >= first_open) break;
+    plan.confirm = std::max(plan.confirm, t.end_lsn);
+  }
+  plan.retry = plan.confirm < in_flight_.back().end_lsn;
+  for (std::size_t i = 0; i < deliveries.size(); ++i) {
+    if (deliveries[i].status == core::DeliveryStatus::kPoison && batch.messages[i].position <= plan.confirm) {
+      plan.park_messages.push_back(i);
+    }
+  }
+  for (std::size_t i = 0; i < batch.rejected.size(); ++i) {
+    if (batch.rejected[i].row.position <= plan.confirm) plan.park_rejected.push_back(i);
+  }
+  return plan;
+}
+
+void TxnQueue::finish(const CommitPlan& plan) noexcept {
+  confirmed_ = std::max(confirmed_, plan.confirm);
+  auto first = std::find_if(in_flight_.begin(), in_flight_.end(),
+                            [this](const Transaction& t) { return t.end_lsn > confirmed_; });
+  requeue_from(first);
+}
+
+void TxnQueue::abandon() noexcept { requeue_from(in_flight_.begin()); }
+
+void TxnQueue::requeue_from(std::list<Transaction>::iterator first) noexcept {
+  for (auto it = first; it != in_flight_.end(); ++it) {
+    ready_records_ += it->size();
+    ready_bytes_ += it->bytes;
+  }
+  ready_.splice(ready_.begin(), in_flight_, first, in_flight_.end());
+  in_flight_.clear();
+}
+
+bool TxnQueue::advance_idle(uint64_t position) noexcept {
+  if (!idle() || position <= confirmed_) return false;
+  confirmed_ = position;
+  return true;
+}
+
+}  // namespace outbox_relay::pg

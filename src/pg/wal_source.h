@@ -1,0 +1,184 @@
+#pragma once
+// WAL mode: reads the outbox table's INSERTs from a logical replication slot (raw libpq,
+// `replication=database`, the built-in `pgoutput` plugin, protocol version 1) and confirms the slot
+// position only past transactions whose every record Kafka acknowledged (or that were parked).
+//
+// Batches and positions
+//   A batch is made of whole transactions (Begin..Commit), never split: a transaction larger than the
+//   batch size is returned whole, alone. Every record's position, and batch.end_position, is the end
+//   LSN of its transaction's commit record; the flush LSN sent to the server (the slot's
+//   confirmed_flush_lsn) is the end of the last transaction whose every record is final.
+//   commit() with a retriable (or pending) delivery confirms only the transactions before the first
+//   one holding it; that transaction and everything after it go back, in order, to the front of the
+//   read-ahead queue and are fetched again (kept in memory: the stream is not restarted; after a
+//   reconnect the server re-sends them from the slot position instead). abandon() does the same for
+//   the whole batch. Records after the failing one may therefore be published twice: at-least-once.
+//   Poison records and rejected rows are written to `outbox_relay_parked` (over a normal connection,
+//   table created if missing) in the same commit() that confirms their transaction, before it.
+//
+// What becomes a record
+//   - INSERTs into the outbox table: every column by name -> core::Router. The layout's timestamp
+//     column (timestamptz/timestamp, ISO text) is turned into ms since the epoch first; a bytea value
+//     column into its raw bytes. A row the Router cannot map goes to batch.rejected.
+//   - Transactional logical decoding messages, pg_logical_emit_message(true, prefix, content), whose
+//     prefix is `<message_prefix>:<topic>[:<key>]` (message_prefix "outbox"):
+//         prefix "outbox:orders:order-42" -> topic "orders", key "order-42"
+//         prefix "outbox:orders"          -> topic "orders", no key (also "outbox:orders:")
+//         prefix "outbox:orders:a:b"      -> topic "orders", key "a:b" (the key is the rest)
+//         prefix "outbox" / "outbox::k" / "outbox:bad topic" -> rejected (parked) with the reason
+//         prefix "outboxes:x", "other"    -> not ours, skipped
+//     value = content bytes unchanged; id and header `id` = the message LSN ("0/1A2B3C8", the same
+//     every time the message is re-sent); timestamp = the commit time. No other headers.
+//   - Skipped on purpose: UPDATE, DELETE, TRUNCATE, other tables' changes, other prefixes (Debezium's
+//     insert-then-delete in one transaction publishes the insert). Non-transactional messages with our
+//     prefix are skipped with a warning: they are not tied to a commit (they are sent even when the
+//     emitting transaction rolls back), which breaks the outbox contract.
+//
+// Idle and liveness
+//   While fetch() waits it answers keepalives and sends a standby status update at least every
+//   status_interval, so wal_sender_timeout never ends the stream. Between fetch() calls (while the
+//   dispatcher waits for Kafka) call service() now and then for the same. When nothing is buffered or
+//   in flight for heartbeat_interval and the server reports it has read past the confirmed position,
+//   the confirmed position moves there (a quiet outbox does not pin WAL).
+//
+// Threads: one (the dispatcher thread) calls every method.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/routing.h"
+#include "core/source.h"
+#include "pg/wal_mapping.h"
+#include "pg/wal_queue.h"
+
+struct pg_conn;  // libpq's PGconn, kept out of this header (libpq types stay inside pg/*.cpp)
+
+namespace outbox_relay::pg {
+
+struct WalSourceConfig {
+  std::string conninfo;  // libpq URL or key=value; may contain a password: never logged (redact_conninfo)
+  std::string table = "outbox";       // optionally schema-qualified, as in poll mode
+  std::string slot = "outbox_relay";  // [a-z0-9_]{1,63}
+  std::string publication = "outbox_relay_pub";
+  bool create_slot = true;         // false: a missing slot is a ConfigError
+  bool create_publication = true;  // false: a missing publication is a ConfigError
+  std::chrono::milliseconds status_interval{1000};
+  std::chrono::milliseconds heartbeat_interval{10000};
+  std::string message_prefix = "outbox";  // "" = logical decoding messages are not events
+  // Read-ahead bound: past this much memory in complete transactions not yet fetched, the source stops
+  // reading the stream (the server waits; keepalives still flow). One transaction may exceed it.
+  std::size_t max_buffered_bytes = 64u << 20;
+  // Shortest wait in fetch() while nothing is ready and the source is not caught up, so that wait=0
+  // (--exit-when-idle) polls the socket instead of spinning.
+  std::chrono::milliseconds min_wait{20};
+  // Bound on each connect and each command (IDENTIFY_SYSTEM, CREATE_REPLICATION_SLOT, queries).
+  std::chrono::milliseconds command_timeout{30000};
+};
+
+class WalSource final : public core::OutboxSource {
+ public:
+  WalSource(WalSourceConfig cfg, core::Router router);
+  ~WalSource() override;
+  WalSource(const WalSource&) = delete;
+  WalSource& operator=(const WalSource&) = delete;
+
+  // Checks wal_level, the table layout, publication and slot (creating the missing ones when allowed;
+  // the publication first, so the slot never decodes before it exists), samples pg_current_wal_lsn()
+  // for caught_up(), then starts streaming from the confirmed position. Throws ConfigError (wal_level,
+  // missing table/publication/slot not to be created, slot of another plugin or database), FatalError
+  // (missing column, slot dropped since we used it, slot invalidated), TransientError (server away,
+  // slot active elsewhere: another relay holds it).
+  void open() override;
+
+  // Returns as soon as it holds at least one complete transaction and either has `max` records or no
+  // more data is immediately available; empty after `wait` (at least min_wait while not caught up).
+  // Throws TransientError when the connection is lost, FatalError on a stream it cannot decode or a
+  // layout change that drops a required column, std::logic_error while a batch is in flight.
+  core::Batch fetch(std::size_t max, std::chrono::milliseconds wait) override;
+
+  // Parks poison/rejected records of the transactions it confirms, then moves the flush LSN and sends
+  // it at once. Throws TransientError when parking or the status update fails (the acked position is
+  // kept and sent after the next open()).
+  void commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) override;
+
+  void abandon(const core::Batch& batch) noexcept override;
+
+  // Nothing buffered or in flight, and the stream has been read up to pg_current_wal_lsn() as sampled
+  // at open().
+  [[nodiscard]] bool caught_up() const override;
+
+  // Sends a last status update (best effort) and drops both connections.
+  void close() noexcept override;
+
+  [[nodiscard]] std::string describe() const override;
+
+  // Keeps the stream alive between fetch() calls without blocking: reads what has arrived (within the
+  // read-ahead bound), answers keepalives, sends the periodic status update. Throws TransientError
+  // when the connection is lost. Proposed as a virtual of core::OutboxSource (DESIGN.md: service()).
+  void service();
+
+  // The flush LSN we have confirmed (or will confirm at the next status update).
+  [[nodiscard]] uint64_t confirmed_lsn() const { return queue_.confirmed(); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void connect_meta();
+  void check_server();
+  void resolve_table();
+  void ensure_publication();
+  struct SlotInfo;
+  SlotInfo inspect_slot();
+  void connect_replication();
+  void create_slot();
+  void start_replication(uint64_t from);
+
+  [[noreturn]] void classify_stream_error(const std::string& state, const std::string& message,
+                                          const std::string& what);
+
+  // Reads what has arrived, stopping early once `stop_at_records` records or the read-ahead bound are
+  // ready. True when the socket had nothing more.
+  bool pump(std::size_t stop_at_records);
+  void handle_copy_data(std::string_view bytes);
+  void tick();  // status updates, heartbeat, keepalive requests while catching up
+  [[nodiscard]] Clock::time_point next_timer() const;
+  [[nodiscard]] bool position_reached() const;
+  void send_status(bool request_reply);
+  void wait_readable(Clock::time_point until);
+  void park(const core::Batch& batch, std::span<const core::Delivery> deliveries,
+            const TxnQueue::CommitPlan& plan);
+  [[noreturn]] void lost(const std::string& what);
+
+  WalSourceConfig cfg_;
+  core::Router router_;
+  std::string redacted_;  // conninfo without the password, for logs
+  std::string table_schema_;
+  std::string table_name_;
+  std::string quoted_table_;
+
+  struct ConnCloser {
+    void operator()(pg_conn* c) const noexcept;
+  };
+  std::unique_ptr<pg_conn, ConnCloser> meta_;  // normal connection: checks, publication, parking
+  std::unique_ptr<pg_conn, ConnCloser> repl_;  // replication connection, CopyBoth once streaming
+  TransactionAssembler assembler_;
+  TxnQueue queue_;
+
+  bool slot_seen_ = false;  // the slot existed at some open() of this process
+  bool parked_table_ready_ = false;
+  bool warned_keep_size_ = false;
+  bool streaming_ = false;
+  int last_walsender_pid_ = 0;  // backend pid of our last replication connection
+  uint64_t target_ = 0;         // pg_current_wal_lsn() at open(), for caught_up()
+  uint64_t received_ = 0;       // furthest position seen on the stream (reported as `write`)
+  uint64_t idle_position_ = 0;  // server read position with no transaction of ours open before it
+  uint64_t sent_flush_ = 0;     // flush LSN of the last status update sent
+  Clock::time_point last_status_{};
+  Clock::time_point last_activity_{};
+  Clock::time_point last_reply_request_{};
+};
+
+}  // namespace outbox_relay::pg

@@ -1,0 +1,260 @@
+// Poll mode end to end against the real PostgreSQL and the real Kafka broker.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "helpers.h"
+#include "writers.h"
+
+using namespace outbox_relay::testing;
+
+namespace {
+
+long long pending(const std::string& url) {
+  return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL");
+}
+
+// SIGTERM, then the relay must drain and exit 0.
+void stop_relay(Process& relay) {
+  relay.signal(SIGTERM);
+  const auto rc = relay.wait(30s);
+  INFO(relay.output());
+  REQUIRE(rc.has_value());
+  CHECK(*rc == 0);
+}
+
+std::string committed_ids_sql(const std::string& topic, int n) {
+  return "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' || (i % 50), "
+         "'order-created', jsonb_build_object('seq', i), '" +
+         topic + "' FROM generate_series(1, " + std::to_string(n) + ") i";
+}
+
+std::vector<std::pair<std::string, std::string>> table_events(const std::string& url) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : sql(url, "SELECT id::text, aggregate_id FROM outbox ORDER BY outbox.id")) {
+    out.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("migrate is idempotent") {
+  const auto url = fresh_database("it_migrate");
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_migrations") >= 3);
+  std::string out;
+  CHECK(run_command(relay_binary() + " migrate --db-url '" + url + "'", &out) == 0);
+  CHECK(out.find("0 migrations applied now") != std::string::npos);
+  CHECK(sql_count(url, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'outbox'") == 1);
+}
+
+TEST_CASE("bad flags and config exit 78 with one line naming the problem") {
+  const auto url = fresh_database("it_flags");
+  struct Case {
+    std::vector<std::string> args;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {{"--batch-size", "0"}, "--batch-size"},
+      {{"--poll-interval", "10"}, "--poll-interval"},
+      {{"-X", "acks=1"}, "acks"},
+      {{"-X", "enable.idempotence=false"}, "idempotence"},
+      {{"-X", "no.such.property=1"}, "no.such.property"},
+      {{"--mode", "kafka"}, "--mode"},
+      {{"--table", "no_such_table"}, "no_such_table"},
+  };
+  for (const auto& c : cases) {
+    Process p(relay_args(url, c.args));
+    const auto rc = p.wait(30s);
+    const auto out = p.output();
+    INFO(c.needle, ": ", out);
+    REQUIRE(rc.has_value());
+    CHECK(*rc == 78);
+    CHECK(out.find(c.needle) != std::string::npos);
+    CHECK(out.find("postgres:postgres") == std::string::npos);
+  }
+  Process no_url({relay_binary(), "--kafka-brokers", kafka_brokers()});
+  CHECK(no_url.wait(10s) == std::optional<int>(78));
+  CHECK(no_url.output().find("--db-url") != std::string::npos);
+}
+
+TEST_CASE("concurrent writers with rollbacks: every committed event once, none rolled back, per-key order") {
+  const auto url = fresh_database("it_concurrent");
+  const auto topic = "it.concurrent." + unique_suffix();
+  Process relay(relay_args(url, {"--batch-size", "100", "--poll-interval", "200ms"}));
+  WriteLoad load;
+  load.topic = topic;
+  load.writers = 4;
+  load.events_per_writer = 500;
+  const auto committed = write_events(url, load);
+  REQUIRE(committed.size() == 4 * (500 - 500 / 7));
+  REQUIRE(wait_until([&] { return pending(url) == 0; }, 60s));
+  stop_relay(relay);
+  const auto records = consume_at_least(topic, committed.size(), 30s);
+  const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
+  CHECK(v.duplicates == 0);
+  CHECK(records.size() == committed.size());
+  // the record carries the event's metadata
+  REQUIRE(!records.empty());
+  CHECK(records[0].header("event_type") == std::optional<std::string>("order-created"));
+  CHECK(records[0].timestamp_ms > 1'600'000'000'000LL);
+  CHECK(records[0].value->find("\"writer\"") != std::string::npos);
+}
+
+TEST_CASE("relay killed with SIGKILL mid-batch and restarted: nothing lost, order kept") {
+  const auto url = fresh_database("it_sigkill");
+  const auto topic = "it.sigkill." + unique_suffix();
+  const int total = 30000;
+  sql(url, committed_ids_sql(topic, total));
+  const auto committed = table_events(url);
+  int kills_mid_batch = 0;
+  for (int round = 0; round < 3; ++round) {
+    const auto before = pending(url);
+    if (before == 0) break;
+    Process relay(relay_args(url, {"--batch-size", "100"}));
+    REQUIRE(wait_until([&] { return pending(url) < before; }, 30s));
+    relay.signal(SIGKILL);
+    REQUIRE(relay.wait(10s) == std::optional<int>(128 + SIGKILL));
+    if (pending(url) > 0) ++kills_mid_batch;
+  }
+  CHECK(kills_mid_batch > 0);
+  Process finish(relay_args(url, {"--exit-when-idle"}));
+  REQUIRE(finish.wait(60s) == std::optional<int>(0));
+  CHECK(pending(url) == 0);
+  const auto records = consume_at_least(topic, committed.size(), 30s);
+  const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
+}
+
+TEST_CASE("broker stopped and restarted under load: nothing lost") {
+  const auto url = fresh_database("it_broker");
+  const auto topic = "it.broker." + unique_suffix();
+  Process relay(relay_args(url, {"--batch-size", "200", "--poll-interval", "200ms"}));
+  WriteLoad load;
+  load.topic = topic;
+  load.writers = 2;
+  load.events_per_writer = 300;
+  auto committed = write_events(url, load);
+  REQUIRE(wait_until([&] { return pending(url) == 0; }, 60s));
+
+  kafka_stop();
+  const auto during = write_events(url, load);  // the application keeps writing while Kafka is down
+  committed.insert(committed.end(), during.begin(), during.end());
+  CHECK(pending(url) > 0);
+  kafka_start();
+  auto more = write_events(url, load);
+  committed.insert(committed.end(), more.begin(), more.end());
+  REQUIRE(wait_until([&] { return pending(url) == 0; }, 120s));
+  stop_relay(relay);
+  const auto records = consume_at_least(topic, committed.size(), 30s);
+  const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
+}
+
+TEST_CASE("PostgreSQL restarted under load: the relay reconnects and loses nothing") {
+  const auto url = fresh_database("it_pgrestart");
+  const auto topic = "it.pgrestart." + unique_suffix();
+  sql(url, committed_ids_sql(topic, 20000));
+  const auto committed = table_events(url);
+  Process relay(relay_args(url, {"--batch-size", "100", "--poll-interval", "200ms"}));
+  REQUIRE(wait_until([&] { return pending(url) < 20000; }, 30s));
+  pg_restart();
+  REQUIRE(wait_until([&] { return pending(url) == 0; }, 90s));
+  stop_relay(relay);
+  const auto records = consume_at_least(topic, committed.size(), 30s);
+  const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
+}
+
+TEST_CASE("poison rows are marked failed with the reason and do not block the table") {
+  const auto url = fresh_database("it_poison");
+  const auto topic = "it.poison." + unique_suffix();
+  sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, headers, topic) VALUES "
+           "('order', 'a', 'e', '{\"n\":1}', NULL, '" + topic + "'),"
+           "('order', 'a', 'e', '{\"n\":2}', '[1,2]', '" + topic + "'),"
+           "('order', 'a', 'e', jsonb_build_object('big', repeat('x', 2000000)), NULL, '" + topic + "'),"
+           "('order', 'a', 'e', '{\"n\":4}', '{\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"}', '" + topic + "'),"
+           "('order', 'b', 'e', '{\"n\":5}', NULL, 'bad topic name!')");
+  Process relay(relay_args(url, {"--exit-when-idle"}));
+  REQUIRE(relay.wait(60s) == std::optional<int>(0));
+  const auto failed = sql(url, "SELECT id, error FROM outbox WHERE failed_at IS NOT NULL ORDER BY id");
+  INFO(relay.output());
+  REQUIRE(failed.size() == 3);
+  CHECK(std::string(failed[0][1].c_str()).find("JSON object") != std::string::npos);
+  CHECK(std::string(failed[1][1].c_str()).find("too large") != std::string::npos);
+  CHECK(std::string(failed[2][1].c_str()).find("invalid topic") != std::string::npos);
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox WHERE failed_at IS NULL") == 0);
+  const auto records = consume_at_least(topic, 2, 30s);
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].value == std::optional<std::string>("{\"n\": 1}"));
+  CHECK(records[1].header("traceparent") ==
+        std::optional<std::string>("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+}
+
+TEST_CASE("NOTIFY wakes an idle relay long before the poll interval; --on-sent=mark stamps sent_at") {
+  const auto url = fresh_database("it_notify");
+  const auto topic = "it.notify." + unique_suffix();
+  Process relay(relay_args(url, {"--poll-interval", "10m", "--on-sent", "mark"}));
+  REQUIRE(wait_until([&] { return relay.output().find("connected") != std::string::npos; }, 30s));
+  // The first event also waits for the producer's first connection; the second measures the idle path.
+  sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES ('o', 'k', 'e', '{}', '" +
+               topic + "')");
+  REQUIRE(consume_at_least(topic, 1, 30s).size() == 1);
+  sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES ('o', 'k', 'e', '{}', '" +
+               topic + "')");
+  CHECK(consume_at_least(topic, 2, 20s).size() == 2);  // 20 s << 10 min poll interval
+  REQUIRE(wait_until([&] { return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == 2; }, 10s));
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 2);
+  stop_relay(relay);
+}
+
+TEST_CASE("a Debezium-style table is read as-is in poll mode and emptied") {
+  const auto url = fresh_database("it_debezium_poll", false);
+  const auto type = "Order" + std::to_string(std::hash<std::string>{}(unique_suffix()) % 100000);
+  sql(url, "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid varchar(255) NOT NULL, "
+           "type varchar(255) NOT NULL, payload jsonb)");
+  sql(url, "INSERT INTO outbox VALUES ('5d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c11', '" + type +
+               "', 'o-1', 'OrderCreated', '{\"a\":1}'), ('6d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c12', '" + type +
+               "', 'o-1', 'OrderShipped', '{\"a\":2}')");
+  Process relay(relay_args(url, {"--layout", "debezium", "--exit-when-idle"}));
+  REQUIRE(relay.wait(60s) == std::optional<int>(0));
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 0);
+  const auto records = consume_at_least("outbox.event." + type, 2, 30s);
+  REQUIRE(records.size() == 2);
+  CHECK(records[0].key == std::optional<std::string>("o-1"));
+  CHECK(records[0].header("id") == std::optional<std::string>("5d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c11"));
+  CHECK(records[0].header("type") == std::optional<std::string>("OrderCreated"));
+  CHECK(records[1].header("type") == std::optional<std::string>("OrderShipped"));
+}
+
+TEST_CASE("the database password never appears in logs or errors") {
+  const auto url = fresh_database("it_secret");
+  sql(url, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'relay_it') THEN "
+           "CREATE ROLE relay_it LOGIN PASSWORD 'Sup3r-Secret-pw'; END IF; END $$");
+  sql(url, "GRANT SELECT, UPDATE, DELETE ON outbox TO relay_it");
+  const std::string secret_url = "postgresql://relay_it:Sup3r-Secret-pw@127.0.0.1:54329/it_secret";
+  Process ok(relay_args(secret_url, {"--exit-when-idle", "--log-level", "debug"}));
+  REQUIRE(ok.wait(60s) == std::optional<int>(0));
+  // wrong port: connection errors are logged and retried
+  Process down(relay_args("postgresql://relay_it:Sup3r-Secret-pw@127.0.0.1:1/it_secret", {"--log-level", "debug"}));
+  REQUIRE(wait_until([&] { return down.output().find("retrying") != std::string::npos; }, 30s));
+  down.signal(SIGTERM);
+  REQUIRE(down.wait(30s).has_value());
+  // wrong password: authentication fails
+  Process bad(relay_args("postgresql://relay_it:Wrong-Secret-pw@127.0.0.1:54329/it_secret", {}));
+  REQUIRE(wait_until([&] { return bad.output().find("retrying") != std::string::npos; }, 30s));
+  bad.signal(SIGTERM);
+  REQUIRE(bad.wait(30s).has_value());
+  for (const auto* p : {&ok, &down, &bad}) {
+    const auto out = p->output();
+    INFO(out);
+    CHECK(out.find("Sup3r-Secret-pw") == std::string::npos);
+    CHECK(out.find("Wrong-Secret-pw") == std::string::npos);
+  }
+}

@@ -1,0 +1,125 @@
+#include <doctest/doctest.h>
+
+#include "app/options.h"
+#include "core/duration.h"
+#include "core/errors.h"
+#include "kafka/config.h"
+#include "pg/conninfo.h"
+
+using namespace outbox_relay;
+
+namespace {
+
+app::Options parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "outbox-relay");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  app::Options o;
+  app::parse_options(static_cast<int>(argv.size()), argv.data(), o);
+  return o;
+}
+
+std::string config_error(std::vector<std::string> args) {
+  try {
+    parse(std::move(args));
+  } catch (const core::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::vector<std::string> kBase = {"--db-url", "postgresql://u:pw@localhost/db", "--kafka-brokers",
+                                        "k:9092"};
+
+std::vector<std::string> with(std::vector<std::string> extra) {
+  auto v = kBase;
+  v.insert(v.end(), extra.begin(), extra.end());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("durations need a unit") {
+  CHECK(core::parse_duration("250ms").count() == 250);
+  CHECK(core::parse_duration("10s").count() == 10000);
+  CHECK(core::parse_duration("5m").count() == 300000);
+  CHECK(core::parse_duration("1h").count() == 3600000);
+  CHECK_THROWS_WITH_AS(core::parse_duration("30"), doctest::Contains("needs a unit"), std::invalid_argument);
+  CHECK_THROWS_AS(core::parse_duration("x"), std::invalid_argument);
+  CHECK_THROWS_AS(core::parse_duration("-1s"), std::invalid_argument);
+  CHECK(core::parse_duration("7d").count() == 7 * 86400000);
+  CHECK_THROWS_WITH_AS(core::parse_duration("3w"), doctest::Contains("unknown unit"), std::invalid_argument);
+  CHECK(core::format_duration(std::chrono::milliseconds(90000)) == "90s");
+}
+
+TEST_CASE("valid flags parse into options") {
+  const auto o = parse(with({"--mode", "wal", "--batch-size", "50", "--poll-interval", "250ms", "--on-sent",
+                             "mark", "-X", "linger.ms=10", "--exit-when-idle"}));
+  CHECK(o.mode == app::Mode::kWal);
+  CHECK(o.batch_size == 50);
+  CHECK(o.poll_interval.count() == 250);
+  CHECK(o.on_sent == pg::OnSent::kMark);
+  CHECK(o.exit_when_idle);
+  const auto props = o.producer_properties();
+  CHECK(props.back() == kafka::Property{"enable.idempotence", "true"});
+  CHECK(props[props.size() - 2] == kafka::Property{"acks", "all"});
+  CHECK(std::find(props.begin(), props.end(), kafka::Property{"linger.ms", "10"}) != props.end());
+}
+
+TEST_CASE("bad flags are config errors naming the flag") {
+  CHECK(config_error(with({"--batch-size", "0"})).find("--batch-size") != std::string::npos);
+  CHECK(config_error(with({"--mode", "cdc"})).find("--mode") != std::string::npos);
+  CHECK(config_error(with({"--poll-interval", "5"})).find("--poll-interval") != std::string::npos);
+  CHECK(config_error(with({"--no-such-flag"})).find("--no-such-flag") != std::string::npos);
+  CHECK(config_error({"--kafka-brokers", "k:1"}).find("--db-url") != std::string::npos);
+  CHECK(config_error({"--db-url", "postgresql://x/y"}).find("--kafka-brokers") != std::string::npos);
+  CHECK(config_error(with({"--on-poison", "dlq"})).find("--dlq-topic") != std::string::npos);
+  CHECK(config_error(with({"--layout", "debezium", "--on-sent", "mark"})).find("--on-sent") !=
+        std::string::npos);
+}
+
+TEST_CASE("-X cannot weaken acks or idempotence") {
+  CHECK(config_error(with({"-X", "acks=1"})).find("acks") != std::string::npos);
+  CHECK(config_error(with({"-X", "enable.idempotence=false"})).find("idempotence") != std::string::npos);
+  CHECK(config_error(with({"-X", "max.in.flight.requests.per.connection=10"})).find("max.in.flight") !=
+        std::string::npos);
+  CHECK(config_error(with({"-X", "linger.ms"})).find("key=value") != std::string::npos);
+  CHECK(config_error(with({"-X", "acks=all"})).empty());
+  CHECK(config_error(with({"-X", "acks=-1"})).empty());
+}
+
+TEST_CASE("a bad connection string is an error that does not echo the password") {
+  const auto e = config_error({"--db-url", "host=x password=hunter2 bogus=1", "--kafka-brokers", "k:1"});
+  CHECK(e.find("--db-url") != std::string::npos);
+  CHECK(e.find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("environment variables set flags; flags win") {
+  setenv("OUTBOX_RELAY_BATCH_SIZE", "77", 1);
+  setenv("OUTBOX_RELAY_TABLE", "app.events", 1);
+  auto o = parse(kBase);
+  CHECK(o.batch_size == 77);
+  CHECK(o.table == "app.events");
+  o = parse(with({"--batch-size", "5"}));
+  CHECK(o.batch_size == 5);
+  unsetenv("OUTBOX_RELAY_BATCH_SIZE");
+  unsetenv("OUTBOX_RELAY_TABLE");
+}
+
+TEST_CASE("conninfo redaction never shows the password") {
+  const auto r = pg::redact_conninfo("postgresql://relay:s3cret@db.internal:6432/app?sslmode=require");
+  CHECK(r.find("s3cret") == std::string::npos);
+  CHECK(r.find("host=db.internal") != std::string::npos);
+  CHECK(r.find("user=relay") != std::string::npos);
+  CHECK(r.find("sslmode=require") != std::string::npos);
+  CHECK(pg::redact_conninfo("password=abc host=h").find("abc") == std::string::npos);
+  const auto added = pg::with_defaults("postgresql://u@h/d", {{"application_name", "x"}, {"user", "other"}});
+  CHECK(added.find("application_name='x'") != std::string::npos);
+  CHECK(added.find("user='u'") != std::string::npos);
+}
+
+TEST_CASE("secret kafka properties are recognised") {
+  CHECK(kafka::is_secret_property("sasl.password"));
+  CHECK(kafka::is_secret_property("ssl.key.password"));
+  CHECK_FALSE(kafka::is_secret_property("linger.ms"));
+}

@@ -1,0 +1,250 @@
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pg/wal_queue.h"
+
+namespace pg = outbox_relay::pg;
+namespace core = outbox_relay::core;
+using core::DeliveryStatus;
+
+namespace {
+
+// A transaction ending at `end` with `n` records (ids "<end>.<i>") and `rejected` rejected rows.
+pg::Transaction txn(uint64_t end, std::size_t n, std::size_t rejected = 0) {
+  pg::Transaction t;
+  t.end_lsn = end;
+  for (std::size_t i = 0; i < n; ++i) {
+    core::OutboxMessage m;
+    m.id = std::to_string(end) + "." + std::to_string(i);
+    m.topic = "t";
+    m.position = end;
+    t.messages.push_back(m);
+  }
+  for (std::size_t i = 0; i < rejected; ++i) {
+    core::RejectedRow r;
+    r.row.id = std::to_string(end) + ".r" + std::to_string(i);
+    r.row.position = end;
+    r.error = "bad";
+    t.rejected.push_back(r);
+  }
+  t.bytes = 100 * (n + rejected);
+  return t;
+}
+
+std::vector<core::Delivery> all(std::size_t n, DeliveryStatus s) {
+  std::vector<core::Delivery> d(n);
+  for (auto& x : d) x.status = s;
+  return d;
+}
+
+std::vector<std::string> ids(const core::Batch& b) {
+  std::vector<std::string> out;
+  for (const auto& m : b.messages) out.push_back(m.id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("wal queue: batches are whole transactions up to max; a larger one comes alone") {
+  pg::TxnQueue q(100);
+  CHECK(q.push(txn(110, 2)));
+  CHECK(q.push(txn(120, 2)));
+  CHECK(q.push(txn(130, 5)));
+  CHECK(q.push(txn(140, 1)));
+  CHECK(q.ready_records() == 10);
+  CHECK(q.ready_bytes() == 1000);
+
+  auto b = q.take(3);  // 2 fit, 2+2 would not
+  CHECK(ids(b) == std::vector<std::string>{"110.0", "110.1"});
+  CHECK(b.end_position == 110);
+  CHECK(q.in_flight());
+  CHECK(q.ready_records() == 8);
+  CHECK_THROWS_AS((void)q.take(3), std::logic_error);  // one batch at a time
+  auto plan = q.plan(b, all(2, DeliveryStatus::kAcked));
+  CHECK(plan.confirm == 110);
+  CHECK_FALSE(plan.retry);
+  q.finish(plan);
+  CHECK(q.confirmed() == 110);
+  CHECK_FALSE(q.in_flight());
+
+  b = q.take(4);
+  CHECK(b.messages.size() == 2);  // 120 (2) + 130 (5) > 4
+  q.finish(q.plan(b, all(2, DeliveryStatus::kAcked)));
+
+  b = q.take(4);  // 130 alone, larger than max: never split
+  CHECK(b.messages.size() == 5);
+  CHECK(b.end_position == 130);
+  q.finish(q.plan(b, all(5, DeliveryStatus::kAcked)));
+  CHECK(q.confirmed() == 130);
+}
+
+TEST_CASE("wal queue: transactions without records ride along, or are confirmed at once when alone") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 0));
+  q.push(txn(120, 0));
+  auto b = q.take(10);
+  CHECK(b.empty());
+  CHECK(b.end_position == 120);
+  CHECK(q.confirmed() == 120);
+  CHECK_FALSE(q.in_flight());
+  CHECK(q.idle());
+
+  q.push(txn(130, 1));
+  q.push(txn(140, 0));
+  q.push(txn(150, 1));
+  b = q.take(1);  // 130 (1) + 140 (0) fit; 150 would make 2
+  CHECK(b.messages.size() == 1);
+  CHECK(b.end_position == 140);
+  q.finish(q.plan(b, all(1, DeliveryStatus::kAcked)));
+  CHECK(q.confirmed() == 140);
+}
+
+TEST_CASE(
+    "wal queue: transactions at or before the confirmed position are dropped (re-sent after a restart)") {
+  pg::TxnQueue q(200);
+  CHECK_FALSE(q.push(txn(150, 1)));
+  CHECK_FALSE(q.push(txn(200, 1)));
+  CHECK(q.push(txn(201, 1)));
+  CHECK(q.ready_records() == 1);
+}
+
+TEST_CASE(
+    "wal queue: a retriable delivery stops the position before its transaction; the tail comes back in "
+    "order") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 2));
+  q.push(txn(120, 2));
+  q.push(txn(130, 2));
+  q.push(txn(140, 1));
+  auto b = q.take(6);
+  REQUIRE(b.messages.size() == 6);
+  auto d = all(6, DeliveryStatus::kAcked);
+  d[3].status = DeliveryStatus::kRetriable;  // second record of txn 120
+  d[4].status = DeliveryStatus::kPoison;     // in txn 130: after the failure, not parked yet
+  const auto plan = q.plan(b, d);
+  CHECK(plan.confirm == 110);
+  CHECK(plan.retry);
+  CHECK(plan.park_messages.empty());
+  q.finish(plan);
+  CHECK(q.confirmed() == 110);
+  CHECK_FALSE(q.in_flight());
+  CHECK(q.ready_records() == 5);  // 120, 130 back in front of 140
+
+  b = q.take(100);
+  CHECK(ids(b) == std::vector<std::string>{"120.0", "120.1", "130.0", "130.1", "140.0"});
+  d = all(5, DeliveryStatus::kAcked);
+  d[2].status = DeliveryStatus::kPoison;
+  const auto plan2 = q.plan(b, d);
+  CHECK(plan2.confirm == 140);
+  CHECK(plan2.park_messages == std::vector<std::size_t>{2});
+  q.finish(plan2);
+  CHECK(q.confirmed() == 140);
+  CHECK(q.idle());
+}
+
+TEST_CASE(
+    "wal queue: a pending delivery counts as not final; a failure in the first transaction confirms "
+    "nothing") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1));
+  q.push(txn(120, 1));
+  auto b = q.take(10);
+  auto d = all(2, DeliveryStatus::kAcked);
+  d[0].status = DeliveryStatus::kPending;
+  const auto plan = q.plan(b, d);
+  CHECK(plan.confirm == 100);
+  CHECK(plan.retry);
+  q.finish(plan);
+  CHECK(q.confirmed() == 100);
+  CHECK(q.ready_records() == 2);
+}
+
+TEST_CASE("wal queue: rejected rows are parked with their transaction's confirmation only") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1, 1));
+  q.push(txn(120, 1, 2));
+  auto b = q.take(10);
+  REQUIRE(b.rejected.size() == 3);
+  auto d = all(2, DeliveryStatus::kAcked);
+  d[1].status = DeliveryStatus::kRetriable;
+  auto plan = q.plan(b, d);
+  CHECK(plan.confirm == 110);
+  CHECK(plan.park_rejected == std::vector<std::size_t>{0});
+  q.finish(plan);
+  b = q.take(10);
+  CHECK(b.rejected.size() == 2);
+  plan = q.plan(b, all(1, DeliveryStatus::kAcked));
+  CHECK(plan.park_rejected == std::vector<std::size_t>{0, 1});
+  CHECK(plan.confirm == 120);
+}
+
+TEST_CASE("wal queue: a batch of rejected rows only is confirmed by commit") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 0, 2));
+  auto b = q.take(10);
+  CHECK_FALSE(b.empty());
+  CHECK(q.confirmed() == 100);
+  const auto plan = q.plan(b, {});
+  CHECK(plan.confirm == 110);
+  CHECK(plan.park_rejected.size() == 2);
+}
+
+TEST_CASE("wal queue: abandon puts the whole batch back in front") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1));
+  q.push(txn(120, 1));
+  auto b = q.take(1);
+  q.push(txn(130, 1));  // arrived while 110 was in flight
+  q.abandon();
+  CHECK(q.confirmed() == 100);
+  CHECK_FALSE(q.in_flight());
+  CHECK(q.ready_records() == 3);
+  b = q.take(10);
+  CHECK(ids(b) == std::vector<std::string>{"110.0", "120.0", "130.0"});
+  q.abandon();
+  q.abandon();  // idempotent
+  CHECK(q.ready_records() == 3);
+}
+
+TEST_CASE("wal queue: the idle position moves confirmed only when nothing is ready or in flight") {
+  pg::TxnQueue q(100);
+  CHECK(q.advance_idle(150));
+  CHECK(q.confirmed() == 150);
+  CHECK_FALSE(q.advance_idle(140));  // never backwards
+  q.push(txn(160, 1));
+  CHECK_FALSE(q.advance_idle(170));
+  auto b = q.take(10);
+  CHECK_FALSE(q.advance_idle(170));
+  q.finish(q.plan(b, all(1, DeliveryStatus::kAcked)));
+  CHECK(q.advance_idle(170));
+  CHECK(q.confirmed() == 170);
+}
+
+TEST_CASE("wal queue: commit of something that is not the batch in flight is refused") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1));
+  core::Batch other;
+  other.end_position = 110;
+  other.messages.resize(1);
+  CHECK_THROWS_AS((void)q.plan(other, all(1, DeliveryStatus::kAcked)),
+                  std::logic_error);  // nothing in flight
+  auto b = q.take(10);
+  CHECK_THROWS_AS((void)q.plan(b, all(2, DeliveryStatus::kAcked)), std::invalid_argument);
+  b.end_position = 999;
+  CHECK_THROWS_AS((void)q.plan(b, all(1, DeliveryStatus::kAcked)), std::logic_error);
+}
+
+TEST_CASE("wal queue: reset drops everything") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1));
+  (void)q.take(10);
+  q.push(txn(120, 1));
+  q.reset(105);
+  CHECK(q.idle());
+  CHECK(q.confirmed() == 105);
+  CHECK(q.ready_records() == 0);
+  CHECK(q.ready_bytes() == 0);
+}
