@@ -57,12 +57,18 @@ int main(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--brokers") a.brokers = v;
-    else if (k == "--db-url") a.db_url = v;
-    else if (k == "--topic") a.topic = v;
-    else if (k == "--group") a.group = v;
-    else if (k == "--count") a.count = std::stol(v);
-    else if (k == "--idle") a.idle_seconds = std::stol(v);
+    if (k == "--brokers")
+      a.brokers = v;
+    else if (k == "--db-url")
+      a.db_url = v;
+    else if (k == "--topic")
+      a.topic = v;
+    else if (k == "--group")
+      a.group = v;
+    else if (k == "--count")
+      a.count = std::stol(v);
+    else if (k == "--idle")
+      a.idle_seconds = std::stol(v);
     else {
       std::fprintf(stderr, "mailer: unknown flag %s\n", k.c_str());
       return 78;
@@ -113,7 +119,8 @@ int main(int argc, char** argv) {
     const std::string value(static_cast<const char*>(m->payload), m->len);
     PQclear(PQexec(db, "BEGIN"));
     if (first_time(db, id, m)) {
-      std::printf("mailer: order confirmation mail for %s (event %s): %s\n", key.c_str(), id.c_str(), value.c_str());
+      std::printf("mailer: order confirmation mail for %s (event %s): %s\n", key.c_str(), id.c_str(),
+                  value.c_str());
       ++sent;
     } else {
       std::printf("mailer: duplicate event %s skipped\n", id.c_str());

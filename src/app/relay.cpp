@@ -17,10 +17,7 @@
 #include "pg/conninfo.h"
 #include "pg/migrate.h"
 #include "pg/poll_source.h"
-#if __has_include("pg/wal_source.cpp")  // TODO(lead): drop once WAL mode lands
 #include "pg/wal_source.h"
-#define HAVE_WAL 1
-#endif
 
 namespace outbox_relay::app {
 
@@ -51,9 +48,6 @@ class RealWaiter final : public core::Waiter {
 std::unique_ptr<core::OutboxSource> make_source(const Options& o) {
   core::Router router(o.layout());
   if (o.mode == Mode::kWal) {
-#ifndef HAVE_WAL
-    throw core::ConfigError("--mode=wal is not built yet");
-#else
     pg::WalSourceConfig c;
     c.conninfo = o.db_url;
     c.table = o.table;
@@ -65,7 +59,6 @@ std::unique_ptr<core::OutboxSource> make_source(const Options& o) {
     c.heartbeat_interval = o.heartbeat_interval;
     c.message_prefix = o.message_prefix;
     return std::make_unique<pg::WalSource>(std::move(c), std::move(router));
-#endif
   }
   pg::PollSourceConfig c;
   c.conninfo = o.db_url;

@@ -103,7 +103,8 @@ void Dispatcher::publish(const Batch& batch) {
     const auto& m = batch.messages[i];
     auto it = m.key ? blocked.find(*m.key) : blocked.end();
     if (it != blocked.end() && i >= it->second->position) {
-      deliveries_[i] = {DeliveryStatus::kDeferred, "held behind poison event \"" + it->second->row.id + "\"", -1, -1};
+      deliveries_[i] = {DeliveryStatus::kDeferred, "held behind poison event \"" + it->second->row.id + "\"",
+                        -1, -1};
     } else {
       to_send.push_back(m);
       index.push_back(i);
@@ -122,6 +123,7 @@ void Dispatcher::wait_for_deliveries(std::size_t count) {
   const auto started = waiter_.now();
   std::optional<Clock::time_point> drain_deadline;
   while (!publisher_.await(Millis(100))) {
+    source_.service();
     const auto now = waiter_.now();
     if (stop_.load() && !drain_deadline) {
       drain_deadline = now + config_.drain_timeout;

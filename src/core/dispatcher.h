@@ -18,10 +18,10 @@
 namespace outbox_relay::core {
 
 enum class PoisonPolicy {
-  kPark,  // mark the row failed with the error; the rest flows
-  kDlq,   // publish it to the dead-letter topic with the error in headers, then park it as sent there
-  kBlock, // park it and hold back that key's later events (the source skips keys with a parked
-          // event) until an operator resolves it; other keys flow
+  kPark,   // mark the row failed with the error; the rest flows
+  kDlq,    // publish it to the dead-letter topic with the error in headers, then park it as sent there
+  kBlock,  // park it and hold back that key's later events (the source skips keys with a parked
+           // event) until an operator resolves it; other keys flow
 };
 
 struct DispatcherConfig {

@@ -42,6 +42,10 @@ class OutboxSource {
   // Cuts short a wait inside fetch() (stop requested). Called from another thread; must not block.
   virtual void wake() noexcept {}
 
+  // Keeps the connection alive while the dispatcher waits for Kafka between fetch() and commit()
+  // (WAL mode: keepalive replies and standby status updates). Dispatcher thread; returns promptly.
+  virtual void service() {}
+
   // False while this relay is a standby (another one holds the lead); fetch() then returns empty
   // batches until the lead is taken over.
   [[nodiscard]] virtual bool leader() const { return true; }

@@ -12,6 +12,7 @@
 
 #include "core/errors.h"
 #include "pg/conninfo.h"
+#include "pg/wal_mapping.h"
 
 namespace outbox_relay::pg {
 
@@ -57,7 +58,9 @@ class PollSource::Listener final : public pqxx::notification_receiver {
 };
 
 PollSource::PollSource(PollSourceConfig config, core::Router router)
-    : config_(std::move(config)), router_(std::move(router)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+    : config_(std::move(config)),
+      router_(std::move(router)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 PollSource::~PollSource() {
   close();
@@ -66,7 +69,8 @@ PollSource::~PollSource() {
 
 void PollSource::wake() noexcept {
   const uint64_t one = 1;
-  if (wake_fd_ >= 0) [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  if (wake_fd_ >= 0) [[maybe_unused]]
+    auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
 std::string PollSource::describe() const {
@@ -130,6 +134,7 @@ void PollSource::inspect_table() {
     }
   }
   id_type_ = types[router_.layout().id_column];
+  value_is_bytea_ = types[router_.layout().value_column] == "bytea";
   has_failed_columns_ = types.count("failed_at") && types.count("error");
   if (config_.on_sent == OnSent::kMark && !types.count("sent_at")) {
     throw core::ConfigError("--on-sent=mark needs a \"sent_at\" column in table \"" + config_.table + "\"");
@@ -167,13 +172,13 @@ void PollSource::prepare_statements() {
   if (has_failed_columns_) pending += " AND o.failed_at IS NULL";
   const auto key = conn_->quote_name(layout.key_column);
   if (config_.shard_count > 1) {
-    pending += " AND mod(abs(hashtextextended(o." + key + "::text, 0)), " + std::to_string(config_.shard_count) +
-               ") = " + std::to_string(config_.shard_index);
+    pending += " AND mod(abs(hashtextextended(o." + key + "::text, 0)), " +
+               std::to_string(config_.shard_count) + ") = " + std::to_string(config_.shard_index);
   }
   if (config_.skip_blocked_keys) {
-    pending += " AND NOT EXISTS (SELECT 1 FROM " + quoted_table_ + " AS f WHERE f.failed_at IS NOT NULL AND f." + key +
-               " = o." + key + " AND f." + conn_->quote_name(layout.id_column) + " < o." +
-               conn_->quote_name(layout.id_column) + ")";
+    pending += " AND NOT EXISTS (SELECT 1 FROM " + quoted_table_ +
+               " AS f WHERE f.failed_at IS NOT NULL AND f." + key + " = o." + key + " AND f." +
+               conn_->quote_name(layout.id_column) + " < o." + conn_->quote_name(layout.id_column) + ")";
   }
   const auto id = conn_->quote_name(layout.id_column);
   // ORDER BY the column itself (o.id), not its text alias: as text, "10" sorts before "9".
@@ -212,7 +217,8 @@ void PollSource::wait_for_notification(std::chrono::milliseconds wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+            .count();
     if (left <= 0) return;
     pollfd fds[2] = {{conn_->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 60'000)));
@@ -237,8 +243,9 @@ bool PollSource::try_lead() {
                    std::to_string(config_.shard_count);
   leader_ = n.exec_params("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)[0][0].as<bool>();
   if (leader_) {
-    spdlog::info("leading {}{}", describe(),
-                 config_.shard_count > 1 ? fmt::format(" shard {}/{}", config_.shard_index, config_.shard_count) : "");
+    spdlog::info(
+        "leading {}{}", describe(),
+        config_.shard_count > 1 ? fmt::format(" shard {}/{}", config_.shard_index, config_.shard_count) : "");
     standby_logged_ = false;
   } else if (!standby_logged_) {
     spdlog::info("another relay leads table \"{}\"; standing by", config_.table);
@@ -283,6 +290,14 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
         row.columns.push_back(std::move(c));
       }
       row.id = row.columns[0].value.value_or("");
+      if (value_is_bytea_) {
+        // bytea arrives as "\x<hex>": the record value is the raw bytes, as in WAL mode
+        for (auto& c : row.columns) {
+          if (c.name == router_.layout().value_column && c.value) {
+            if (auto raw = decode_bytea_hex(*c.value)) c.value = std::move(*raw);
+          }
+        }
+      }
       auto mapped = router_.map(row);
       if (mapped.index() == 0) {
         batch.messages.push_back(std::move(std::get<0>(mapped)));

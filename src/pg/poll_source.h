@@ -67,6 +67,7 @@ class PollSource final : public core::OutboxSource {
   std::string quoted_table_;
   std::string id_type_;
   bool has_failed_columns_ = false;
+  bool value_is_bytea_ = false;
   bool caught_up_ = false;
   bool notified_ = false;
   bool leader_ = false;

@@ -720,6 +720,7 @@ core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
       continue;
     }
     if (now >= deadline && (caught_up() || now >= floor)) return {};
+    if (woken_.exchange(false)) return {};
     wait_readable(std::min(now >= deadline ? floor : deadline, next_timer()));
   }
 }

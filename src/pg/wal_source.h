@@ -43,6 +43,7 @@
 //
 // Threads: one (the dispatcher thread) calls every method.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -118,7 +119,8 @@ class WalSource final : public core::OutboxSource {
   // Keeps the stream alive between fetch() calls without blocking: reads what has arrived (within the
   // read-ahead bound), answers keepalives, sends the periodic status update. Throws TransientError
   // when the connection is lost. Proposed as a virtual of core::OutboxSource (DESIGN.md: service()).
-  void service();
+  void service() override;
+  void wake() noexcept override { woken_.store(true); }
 
   // The flush LSN we have confirmed (or will confirm at the next status update).
   [[nodiscard]] uint64_t confirmed_lsn() const { return queue_.confirmed(); }
@@ -171,6 +173,7 @@ class WalSource final : public core::OutboxSource {
   bool parked_table_ready_ = false;
   bool warned_keep_size_ = false;
   bool streaming_ = false;
+  std::atomic<bool> woken_{false};  // wake(): fetch() returns at its next check (within a status interval)
   int last_walsender_pid_ = 0;  // backend pid of our last replication connection
   uint64_t target_ = 0;         // pg_current_wal_lsn() at open(), for caught_up()
   uint64_t received_ = 0;       // furthest position seen on the stream (reported as `write`)

@@ -52,8 +52,8 @@ std::string relay_binary() { return OUTBOX_RELAY_BINARY; }
 std::string unique_suffix() {
   static std::atomic<int> n{0};
   const auto now = std::chrono::system_clock::now().time_since_epoch();
-  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now).count() % 100000000) + "-" +
-         std::to_string(getpid()) + "-" + std::to_string(n++);
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now).count() % 100000000) +
+         "-" + std::to_string(getpid()) + "-" + std::to_string(n++);
 }
 
 pqxx::result sql(const std::string& url, const std::string& query) {
@@ -147,7 +147,8 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
       [this] {
         if (status_) return true;
         int st = 0;
-        if (waitpid(pid_, &st, WNOHANG) == pid_) status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (waitpid(pid_, &st, WNOHANG) == pid_)
+          status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         return status_.has_value();
       },
       timeout);
@@ -178,9 +179,10 @@ std::optional<std::string> Record::header(const std::string& name) const {
 
 std::vector<Record> consume_all(const std::string& topic) {
   std::string out;
-  const int rc = run_command("kcat -b " + kafka_brokers() + " -C -t " + shell_quote(topic) +
-                                 " -e -o beginning -q -J -m 10 -X topic.metadata.refresh.interval.ms=1000 2>/dev/null",
-                             &out);
+  const int rc =
+      run_command("kcat -b " + kafka_brokers() + " -C -t " + shell_quote(topic) +
+                      " -e -o beginning -q -J -m 10 -X topic.metadata.refresh.interval.ms=1000 2>/dev/null",
+                  &out);
   std::vector<Record> records;
   if (rc != 0) return records;  // e.g. the topic does not exist yet
   std::istringstream in(out);
@@ -199,7 +201,8 @@ std::vector<Record> consume_all(const std::string& topic) {
     if (j.contains("headers") && j["headers"].is_array()) {
       const auto& h = j["headers"];
       for (std::size_t i = 0; i + 1 < h.size(); i += 2) {
-        r.headers.emplace_back(h[i].get<std::string>(), h[i + 1].is_string() ? h[i + 1].get<std::string>() : "");
+        r.headers.emplace_back(h[i].get<std::string>(),
+                               h[i + 1].is_string() ? h[i + 1].get<std::string>() : "");
       }
     }
     records.push_back(std::move(r));
@@ -207,7 +210,8 @@ std::vector<Record> consume_all(const std::string& topic) {
   return records;
 }
 
-std::vector<Record> consume_at_least(const std::string& topic, std::size_t count, std::chrono::milliseconds timeout) {
+std::vector<Record> consume_at_least(const std::string& topic, std::size_t count,
+                                     std::chrono::milliseconds timeout) {
   std::vector<Record> records;
   wait_until(
       [&] {
@@ -239,7 +243,8 @@ std::string Verdict::summary() const {
   return s;
 }
 
-Verdict verify(const std::vector<std::pair<std::string, std::string>>& committed, const std::vector<Record>& records) {
+Verdict verify(const std::vector<std::pair<std::string, std::string>>& committed,
+               const std::vector<Record>& records) {
   Verdict v;
   auto example = [&v](std::string e) {
     if (v.examples.size() < 5) v.examples.push_back(std::move(e));

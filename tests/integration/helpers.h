@@ -77,7 +77,8 @@ struct Record {
 // Everything in `topic` from the beginning, read with kcat (an independent client).
 std::vector<Record> consume_all(const std::string& topic);
 // Reads until at least `count` records are there or `timeout` passes.
-std::vector<Record> consume_at_least(const std::string& topic, std::size_t count, std::chrono::milliseconds timeout);
+std::vector<Record> consume_at_least(const std::string& topic, std::size_t count,
+                                     std::chrono::milliseconds timeout);
 
 // Stops/starts the shared services through scripts/ (tests that inject faults).
 void kafka_stop();
@@ -93,6 +94,7 @@ struct Verdict {
   [[nodiscard]] std::string summary() const;
 };
 // `committed`: (id, key) in commit order per key.
-Verdict verify(const std::vector<std::pair<std::string, std::string>>& committed, const std::vector<Record>& records);
+Verdict verify(const std::vector<std::pair<std::string, std::string>>& committed,
+               const std::vector<Record>& records);
 
 }  // namespace outbox_relay::testing

@@ -25,7 +25,8 @@ void stop_relay(Process& relay) {
 }
 
 std::string committed_ids_sql(const std::string& topic, int n) {
-  return "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' || (i % 50), "
+  return "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' "
+         "|| (i % 50), "
          "'order-created', jsonb_build_object('seq', i), '" +
          topic + "' FROM generate_series(1, " + std::to_string(n) + ") i";
 }
@@ -175,12 +176,22 @@ TEST_CASE("PostgreSQL restarted under load: the relay reconnects and loses nothi
 TEST_CASE("poison rows are marked failed with the reason and do not block the table") {
   const auto url = fresh_database("it_poison");
   const auto topic = "it.poison." + unique_suffix();
-  sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, headers, topic) VALUES "
-           "('order', 'a', 'e', '{\"n\":1}', NULL, '" + topic + "'),"
-           "('order', 'a', 'e', '{\"n\":2}', '[1,2]', '" + topic + "'),"
-           "('order', 'a', 'e', jsonb_build_object('big', repeat('x', 2000000)), NULL, '" + topic + "'),"
-           "('order', 'a', 'e', '{\"n\":4}', '{\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"}', '" + topic + "'),"
-           "('order', 'b', 'e', '{\"n\":5}', NULL, 'bad topic name!')");
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, headers, topic) VALUES "
+      "('order', 'a', 'e', '{\"n\":1}', NULL, '" +
+          topic +
+          "'),"
+          "('order', 'a', 'e', '{\"n\":2}', '[1,2]', '" +
+          topic +
+          "'),"
+          "('order', 'a', 'e', jsonb_build_object('big', repeat('x', 2000000)), NULL, '" +
+          topic +
+          "'),"
+          "('order', 'a', 'e', '{\"n\":4}', "
+          "'{\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\"}', '" +
+          topic +
+          "'),"
+          "('order', 'b', 'e', '{\"n\":5}', NULL, 'bad topic name!')");
   Process relay(relay_args(url, {"--exit-when-idle"}));
   REQUIRE(relay.wait(60s) == std::optional<int>(0));
   const auto failed = sql(url, "SELECT id, error FROM outbox WHERE failed_at IS NOT NULL ORDER BY id");
@@ -203,13 +214,18 @@ TEST_CASE("NOTIFY wakes an idle relay long before the poll interval; --on-sent=m
   Process relay(relay_args(url, {"--poll-interval", "10m", "--on-sent", "mark"}));
   REQUIRE(wait_until([&] { return relay.output().find("connected") != std::string::npos; }, 30s));
   // The first event also waits for the producer's first connection; the second measures the idle path.
-  sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES ('o', 'k', 'e', '{}', '" +
-               topic + "')");
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES ('o', 'k', 'e', "
+      "'{}', '" +
+          topic + "')");
   REQUIRE(consume_at_least(topic, 1, 30s).size() == 1);
-  sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES ('o', 'k', 'e', '{}', '" +
-               topic + "')");
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES ('o', 'k', 'e', "
+      "'{}', '" +
+          topic + "')");
   CHECK(consume_at_least(topic, 2, 20s).size() == 2);  // 20 s << 10 min poll interval
-  REQUIRE(wait_until([&] { return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == 2; }, 10s));
+  REQUIRE(wait_until(
+      [&] { return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == 2; }, 10s));
   CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 2);
   stop_relay(relay);
 }
@@ -217,8 +233,10 @@ TEST_CASE("NOTIFY wakes an idle relay long before the poll interval; --on-sent=m
 TEST_CASE("a Debezium-style table is read as-is in poll mode and emptied") {
   const auto url = fresh_database("it_debezium_poll", false);
   const auto type = "Order" + std::to_string(std::hash<std::string>{}(unique_suffix()) % 100000);
-  sql(url, "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid varchar(255) NOT NULL, "
-           "type varchar(255) NOT NULL, payload jsonb)");
+  sql(url,
+      "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid "
+      "varchar(255) NOT NULL, "
+      "type varchar(255) NOT NULL, payload jsonb)");
   sql(url, "INSERT INTO outbox VALUES ('5d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c11', '" + type +
                "', 'o-1', 'OrderCreated', '{\"a\":1}'), ('6d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c12', '" + type +
                "', 'o-1', 'OrderShipped', '{\"a\":2}')");
@@ -235,14 +253,16 @@ TEST_CASE("a Debezium-style table is read as-is in poll mode and emptied") {
 
 TEST_CASE("the database password never appears in logs or errors") {
   const auto url = fresh_database("it_secret");
-  sql(url, "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'relay_it') THEN "
-           "CREATE ROLE relay_it LOGIN PASSWORD 'Sup3r-Secret-pw'; END IF; END $$");
+  sql(url,
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'relay_it') THEN "
+      "CREATE ROLE relay_it LOGIN PASSWORD 'Sup3r-Secret-pw'; END IF; END $$");
   sql(url, "GRANT SELECT, UPDATE, DELETE ON outbox TO relay_it");
   const std::string secret_url = "postgresql://relay_it:Sup3r-Secret-pw@127.0.0.1:54329/it_secret";
   Process ok(relay_args(secret_url, {"--exit-when-idle", "--log-level", "debug"}));
   REQUIRE(ok.wait(60s) == std::optional<int>(0));
   // wrong port: connection errors are logged and retried
-  Process down(relay_args("postgresql://relay_it:Sup3r-Secret-pw@127.0.0.1:1/it_secret", {"--log-level", "debug"}));
+  Process down(
+      relay_args("postgresql://relay_it:Sup3r-Secret-pw@127.0.0.1:1/it_secret", {"--log-level", "debug"}));
   REQUIRE(wait_until([&] { return down.output().find("retrying") != std::string::npos; }, 30s));
   down.signal(SIGTERM);
   REQUIRE(down.wait(30s).has_value());

@@ -19,7 +19,8 @@ std::vector<std::pair<std::string, std::string>> write_events(const std::string&
       std::vector<std::pair<std::string, std::string>> mine;
       for (int i = 0; i < load.events_per_writer; ++i) {
         if (load.stop != nullptr && load.stop->load()) break;
-        const std::string key = "w" + std::to_string(w) + "-a" + std::to_string(i % load.aggregates_per_writer);
+        const std::string key =
+            "w" + std::to_string(w) + "-a" + std::to_string(i % load.aggregates_per_writer);
         const bool rollback = load.rollback_every > 0 && i % load.rollback_every == load.rollback_every - 1;
         for (int attempt = 0;; ++attempt) {
           try {
@@ -28,7 +29,8 @@ std::vector<std::pair<std::string, std::string>> write_events(const std::string&
             tx.exec_params("INSERT INTO orders (customer, total) VALUES ($1, $2)", key, i);
             const auto r = tx.exec_params(
                 "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) "
-                "VALUES ('order', $1, 'order-created', jsonb_build_object('writer', $2::int, 'seq', $3::int, 'pad', "
+                "VALUES ('order', $1, 'order-created', jsonb_build_object('writer', $2::int, 'seq', $3::int, "
+                "'pad', "
                 "$4::text), $5) RETURNING id",
                 key, w, i, load.payload_padding, load.topic);
             const auto id = r[0][0].as<std::string>();

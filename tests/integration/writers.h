@@ -12,10 +12,10 @@ namespace outbox_relay::testing {
 struct WriteLoad {
   int writers = 4;
   int events_per_writer = 500;
-  int rollback_every = 7;       // every Nth transaction of a writer rolls back (0 = never)
+  int rollback_every = 7;  // every Nth transaction of a writer rolls back (0 = never)
   int aggregates_per_writer = 3;
-  std::string topic;            // written into the topic column
-  std::string payload_padding;  // appended to each payload
+  std::string topic;                        // written into the topic column
+  std::string payload_padding;              // appended to each payload
   const std::atomic<bool>* stop = nullptr;  // ends the load early when set
 };
 

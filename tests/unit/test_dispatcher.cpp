@@ -239,7 +239,8 @@ TEST_CASE("dlq policy sends poison and malformed rows to the dead-letter topic w
   rig.config.on_poison = PoisonPolicy::kDlq;
   rig.config.dlq_topic = "relay.dlq";
   Batch b = batch_of({"1", "2"});
-  b.rejected.push_back({OutboxRow{"3", {{"headers", "[]"}}, 0}, "headers must be a JSON object", std::nullopt, 0});
+  b.rejected.push_back(
+      {OutboxRow{"3", {{"headers", "[]"}}, 0}, "headers must be a JSON object", std::nullopt, 0});
   rig.source.batches.push_back(b);
   rig.publisher.outcome["t:2"] = {DeliveryStatus::kPoison, "Broker: Message size too large", -1, -1};
   auto d = rig.make();

@@ -8,7 +8,8 @@ using namespace outbox_relay::core;
 
 namespace {
 
-OutboxRow default_row(std::optional<std::string> headers = std::nullopt, std::optional<std::string> topic = std::nullopt) {
+OutboxRow default_row(std::optional<std::string> headers = std::nullopt,
+                      std::optional<std::string> topic = std::nullopt) {
   OutboxRow r;
   r.id = "42";
   r.columns = {{"id", "42"},
@@ -90,7 +91,11 @@ TEST_CASE("debezium layout follows the Outbox Event Router defaults") {
   Router router(Layout::debezium_layout());
   OutboxRow r;
   r.id = "5d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c11";
-  r.columns = {{"id", r.id}, {"aggregatetype", "Order"}, {"aggregateid", "o-1"}, {"type", "OrderCreated"}, {"payload", "{}"}};
+  r.columns = {{"id", r.id},
+               {"aggregatetype", "Order"},
+               {"aggregateid", "o-1"},
+               {"type", "OrderCreated"},
+               {"payload", "{}"}};
   const auto res = router.map(r);
   const auto& m = ok(res);
   CHECK(m.topic == "outbox.event.Order");
