@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local PostgreSQL 15 for the demo, tests and bench: `pg.sh start|stop|restart|url|status|psql [args]`.
-# initdb into $OUTBOX_RELAY_RUN/pg, loopback only, wal_level=logical, password auth over TCP.
+# initdb into $OUTBOX_RELAY_RUN/pg, loopback only, wal_level=logical (PG_WAL_LEVEL at init), password
+# auth over TCP. PG_PORT and OUTBOX_RELAY_RUN select another instance.
 # The superuser is "postgres" with password "postgres" (a throwaway local cluster).
 source "$(dirname "$0")/common.sh"
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -26,7 +27,7 @@ init() {
 listen_addresses = '127.0.0.1'
 port = ${PG_PORT}
 unix_socket_directories = '${SOCK_DIR}'
-wal_level = logical
+wal_level = ${PG_WAL_LEVEL:-logical}
 max_wal_senders = 20
 max_replication_slots = 20
 max_connections = 200

@@ -81,7 +81,8 @@ void Producer::on_delivery(rd_kafka_s* /*rk*/, const rd_kafka_message_s* m, void
     d.status = core::DeliveryStatus::kAcked;
     d.partition = m->partition;
     d.offset = m->offset;
-    self->brokers_up_.store(true);
+    if (!self->brokers_up_.exchange(true) && self->was_down_.exchange(false))
+      spdlog::info("kafka is reachable again");
   } else {
     d.status = is_poison_error(m->err) ? core::DeliveryStatus::kPoison : core::DeliveryStatus::kRetriable;
     d.error = rd_kafka_err2str(m->err);
@@ -100,14 +101,19 @@ void Producer::on_error(rd_kafka_s* rk, int e, const char* reason, void* opaque)
     return;
   }
   if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-    if (self->brokers_up_.exchange(false)) spdlog::warn("all kafka brokers are down: {}", reason);
+    if (self->brokers_up_.exchange(false)) {
+      spdlog::warn("all kafka brokers are down: {}", reason);
+      self->was_down_.store(true);
+    }
     return;
   }
   spdlog::debug("kafka: {}", reason);
 }
 
 void Producer::on_log(const rd_kafka_s* /*rk*/, int level, const char* fac, const char* buf) {
-  if (level <= 3) {
+  // Connection failures come at level 3 on every retry; the state change is logged once by on_error
+  // (all brokers down / recovered), so they stay at debug here.
+  if (level <= 2) {
     spdlog::error("kafka {}: {}", fac, buf);
   } else if (level <= 5) {
     spdlog::debug("kafka {}: {}", fac, buf);

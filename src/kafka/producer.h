@@ -61,6 +61,7 @@ class Producer final : public core::Publisher {
   uint64_t generation_ = 0;      // bumped when abort() gives up on the reports of a send
   std::atomic<bool> brokers_up_{false};
   std::atomic<bool> fatal_{false};
+  std::atomic<bool> was_down_{false};  // for logging the recovery once
 };
 
 }  // namespace outbox_relay::kafka

@@ -261,12 +261,14 @@ void WalSource::open() {
         throw core::FatalError("replication slot \"" + cfg_.slot +
                                "\" was dropped: refusing to restart from now, which would lose events");
       }
+      refuse_if_slot_was_dropped();
       if (!cfg_.create_slot) {
         throw core::ConfigError("replication slot \"" + cfg_.slot +
                                 "\" does not exist: create it (pg_create_logical_replication_slot('" +
                                 cfg_.slot + "', 'pgoutput')) or let the relay create it");
       }
       create_slot();
+      remember_slot();
       slot = inspect_slot();
       if (!slot.exists)
         throw core::TransientError("replication slot \"" + cfg_.slot + "\" vanished after creation");
@@ -496,6 +498,43 @@ void WalSource::connect_replication() {
   }
   spdlog::debug("identified system {} timeline {} at {}", field(r, 0, 0).value_or(""),
                 field(r, 0, 1).value_or(""), field(r, 0, 2).value_or(""));
+}
+
+// A slot this relay created is recorded in outbox_relay_slots, so that a slot dropped while the relay
+// was down (or across a supervisor restart) is noticed instead of silently re-created at "now", which
+// would skip every event committed in between.
+void WalSource::refuse_if_slot_was_dropped() {
+  const auto r =
+      exec(meta_.get(),
+           "SELECT s.created_lsn FROM outbox_relay_slots s WHERE to_regclass('outbox_relay_slots') IS "
+           "NOT NULL AND s.slot_name = $1",
+           {cfg_.slot}, cfg_.command_timeout, "could not read outbox_relay_slots");
+  if (!ok(r)) return;  // no such table yet: this relay never created a slot in this database
+  if (const auto lsn = field(r, 0, 0)) {
+    throw core::FatalError(
+        "replication slot \"" + cfg_.slot + "\" (created by the relay at " + *lsn +
+        ") was dropped: refusing to re-create it at \"now\", which would lose the events "
+        "committed since; to start over on purpose, DELETE its row from outbox_relay_slots");
+  }
+}
+
+void WalSource::remember_slot() {
+  const auto slot = inspect_slot();
+  const auto r =
+      exec(meta_.get(),
+           "CREATE TABLE IF NOT EXISTS outbox_relay_slots (slot_name text PRIMARY KEY, created_lsn text "
+           "NOT NULL, created_at timestamptz NOT NULL DEFAULT now()); "
+           "INSERT INTO outbox_relay_slots (slot_name, created_lsn) VALUES ('" +
+               cfg_.slot + "', '" + format_lsn(slot.confirmed_flush) +
+               "') ON CONFLICT (slot_name) DO UPDATE SET created_lsn = EXCLUDED.created_lsn, "
+               "created_at = now()",
+           {}, cfg_.command_timeout, "could not record the slot in outbox_relay_slots");
+  if (!ok(r)) {
+    spdlog::warn(
+        "could not record slot \"{}\" in outbox_relay_slots (a later drop of the slot would go unnoticed "
+        "after a restart): {}",
+        cfg_.slot, result_error(r.get()));
+  }
 }
 
 void WalSource::create_slot() {

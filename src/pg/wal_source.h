@@ -136,6 +136,8 @@ class WalSource final : public core::OutboxSource {
   SlotInfo inspect_slot();
   void connect_replication();
   void create_slot();
+  void refuse_if_slot_was_dropped();
+  void remember_slot();
   void start_replication(uint64_t from);
 
   [[noreturn]] void classify_stream_error(const std::string& state, const std::string& message,
@@ -174,11 +176,11 @@ class WalSource final : public core::OutboxSource {
   bool warned_keep_size_ = false;
   bool streaming_ = false;
   std::atomic<bool> woken_{false};  // wake(): fetch() returns at its next check (within a status interval)
-  int last_walsender_pid_ = 0;  // backend pid of our last replication connection
-  uint64_t target_ = 0;         // pg_current_wal_lsn() at open(), for caught_up()
-  uint64_t received_ = 0;       // furthest position seen on the stream (reported as `write`)
-  uint64_t idle_position_ = 0;  // server read position with no transaction of ours open before it
-  uint64_t sent_flush_ = 0;     // flush LSN of the last status update sent
+  int last_walsender_pid_ = 0;      // backend pid of our last replication connection
+  uint64_t target_ = 0;             // pg_current_wal_lsn() at open(), for caught_up()
+  uint64_t received_ = 0;           // furthest position seen on the stream (reported as `write`)
+  uint64_t idle_position_ = 0;      // server read position with no transaction of ours open before it
+  uint64_t sent_flush_ = 0;         // flush LSN of the last status update sent
   Clock::time_point last_status_{};
   Clock::time_point last_activity_{};
   Clock::time_point last_reply_request_{};
