@@ -1,5 +1,7 @@
 #include "kafka/config.h"
 
+#include <librdkafka/rdkafka.h>
+
 #include <algorithm>
 
 #include "core/errors.h"
@@ -85,6 +87,18 @@ std::vector<Property> producer_properties(const std::string& brokers,
   props.emplace_back("acks", "all");
   props.emplace_back("enable.idempotence", "true");
   return props;
+}
+
+rd_kafka_conf_s* new_conf(const std::vector<Property>& properties) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [k, v] : properties) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw core::ConfigError("-X " + k + ": " + err);
+    }
+  }
+  return conf;
 }
 
 bool is_secret_property(const std::string& name) {

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+struct rd_kafka_conf_s;
+
 namespace outbox_relay::kafka {
 
 using Property = std::pair<std::string, std::string>;
@@ -17,6 +19,10 @@ std::vector<Property> parse_overrides(const std::vector<std::string>& args);
 // overrides, then the fixed safety settings (acks=all, enable.idempotence=true) last so nothing
 // can undo them.
 std::vector<Property> producer_properties(const std::string& brokers, const std::vector<Property>& overrides);
+
+// A librdkafka configuration holding `properties` (the caller owns it). Throws core::ConfigError
+// naming the property librdkafka rejects.
+rd_kafka_conf_s* new_conf(const std::vector<Property>& properties);
 
 // True for property names whose value must never be printed (passwords, keys, secrets).
 bool is_secret_property(const std::string& name);

@@ -10,13 +10,7 @@ namespace outbox_relay::kafka {
 
 ClusterInfo probe_cluster(const std::vector<Property>& properties, std::chrono::milliseconds timeout) {
   char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : properties) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw core::ConfigError("-X " + k + ": " + err);
-    }
-  }
+  rd_kafka_conf_t* conf = new_conf(properties);
   // Quiet: the failure is reported once, by the caller, from the metadata error.
   rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int, const char*, const char*) {});
   rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);

@@ -41,13 +41,7 @@ void Producer::TopicDeleter::operator()(rd_kafka_topic_s* t) const { rd_kafka_to
 
 Producer::Producer(const std::vector<Property>& properties) {
   char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : properties) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw core::ConfigError("-X " + k + ": " + err);
-    }
-  }
+  rd_kafka_conf_t* conf = new_conf(properties);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_dr_msg_cb(
       conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) { on_delivery(rk, m, opaque); });

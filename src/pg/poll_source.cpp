@@ -12,34 +12,12 @@
 
 #include "core/errors.h"
 #include "pg/conninfo.h"
+#include "pg/sql_text.h"
 #include "pg/wal_mapping.h"
 
 namespace outbox_relay::pg {
 
 namespace {
-
-// `schema.table` or `table`, each part quoted as an identifier.
-std::string quote_qualified(pqxx::connection& c, const std::string& name) {
-  const auto dot = name.find('.');
-  if (dot == std::string::npos) return c.quote_name(name);
-  return c.quote_name(name.substr(0, dot)) + "." + c.quote_name(name.substr(dot + 1));
-}
-
-// A PostgreSQL array literal of the given elements, each double-quoted.
-std::string array_literal(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
 
 [[noreturn]] void rethrow_as_transient(const std::string& what, const std::exception& e) {
   throw core::TransientError(what + ": " + e.what());
