@@ -127,6 +127,8 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
       "Topic for rows without a topic column value; {column} and ${routedByValue} expand (default: "
       "outbox.{aggregate_type}, debezium: outbox.event.${routedByValue})");
   opt("route-by", o.route_by_column, "Column that ${routedByValue} stands for (debezium route.by.field)");
+  opt("order-by", o.order_by,
+      "Poll mode: claim in order of this column (default: id); needed for a uuid id, e.g. a Debezium table");
   opt("header-column", o.header_columns, "Also send COLUMN as a header, COLUMN[:HEADER] (repeatable)");
   opt("batch-size", o.batch_size, "Most events claimed and published per batch")
       ->check(CLI::Range(1, 100000));

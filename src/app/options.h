@@ -29,6 +29,7 @@ struct Options {
   std::string layout_name = "default";
   std::string topic_template;               // empty: the layout's default
   std::string route_by_column;              // empty: the layout's default
+  std::string order_by;                     // poll mode claim order; empty: the id column
   std::vector<std::string> header_columns;  // "column[:header]" additional placements
   std::size_t batch_size = 1000;
   std::chrono::milliseconds poll_interval{1000};

@@ -67,6 +67,7 @@ std::unique_ptr<core::OutboxSource> make_source(const Options& o) {
   c.shard_index = o.shard_index;
   c.shard_count = o.shard_count;
   c.skip_blocked_keys = o.on_poison == core::PoisonPolicy::kBlock;
+  c.order_column = o.order_by;
   return std::make_unique<pg::PollSource>(std::move(c), std::move(router));
 }
 

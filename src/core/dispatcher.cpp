@@ -41,6 +41,7 @@ Outcome Dispatcher::run() {
 StepResult Dispatcher::step() {
   Batch batch;
   bool fetched = false;
+  const auto step_started = waiter_.now();
   try {
     if (!open_) {
       source_.open();
@@ -55,10 +56,20 @@ StepResult Dispatcher::step() {
       on_success();
       return StepResult::kIdle;
     }
+    const auto fetched_at = waiter_.now();
     publish(batch);
     if (config_.on_poison == PoisonPolicy::kDlq) dead_letter(batch);
+    const auto published_at = waiter_.now();
     source_.commit(batch, deliveries_);
     record(batch);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      auto ms = [](Clock::duration d) {
+        return std::chrono::duration<double, std::milli>(d).count();
+      };
+      spdlog::debug("batch of {}: fetched in {:.1f} ms, published in {:.1f} ms, committed in {:.1f} ms",
+                    batch.size(), ms(fetched_at - step_started), ms(published_at - fetched_at),
+                    ms(waiter_.now() - published_at));
+    }
   } catch (const TransientError& e) {
     if (fetched) source_.abandon(batch);
     source_.close();
@@ -176,6 +187,13 @@ void Dispatcher::dead_letter(const Batch& batch) {
       if (origin[j] != SIZE_MAX) {
         deliveries_[origin[j]].error =
             "dead-lettered to \"" + config_.dlq_topic + "\": " + deliveries_[origin[j]].error;
+      }
+    } else if (d.status == DeliveryStatus::kPoison) {
+      // The dead-letter topic refuses it for good too (e.g. too large for both): park it with both
+      // reasons rather than retry it, and back off, on every batch forever.
+      if (origin[j] != SIZE_MAX) {
+        deliveries_[origin[j]].error = "dead-letter topic \"" + config_.dlq_topic + "\" refused it too (" +
+                                       d.error + "): " + deliveries_[origin[j]].error;
       }
     } else if (origin[j] != SIZE_MAX) {
       deliveries_[origin[j]].status = DeliveryStatus::kRetriable;

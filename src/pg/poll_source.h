@@ -34,6 +34,9 @@ struct PollSourceConfig {
   std::chrono::milliseconds session_timeout{60000};
   // --on-poison=block: skip keys that have a parked (failed) event.
   bool skip_blocked_keys = false;
+  // Claim order (commit order per aggregate relies on it); empty = the id column. A Debezium table's
+  // uuid id has no order: give it a sequence or timestamp column here, or use WAL mode.
+  std::string order_column;
 };
 
 class PollSource final : public core::OutboxSource {
