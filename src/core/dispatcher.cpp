@@ -63,9 +63,7 @@ StepResult Dispatcher::step() {
     source_.commit(batch, deliveries_);
     record(batch);
     if (spdlog::should_log(spdlog::level::debug)) {
-      auto ms = [](Clock::duration d) {
-        return std::chrono::duration<double, std::milli>(d).count();
-      };
+      auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
       spdlog::debug("batch of {}: fetched in {:.1f} ms, published in {:.1f} ms, committed in {:.1f} ms",
                     batch.size(), ms(fetched_at - step_started), ms(published_at - fetched_at),
                     ms(waiter_.now() - published_at));
