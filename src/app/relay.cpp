@@ -112,6 +112,10 @@ int run_relay(const Options& o) {
     Operations operations(o, metrics, producer);  // HTTP, statistics, sd_notify, --retention
     auto source = make_source(o);
     wake_source = source.get();
+    struct Unpublish {  // the signal thread must not reach the source once it is gone
+      std::atomic<core::OutboxSource*>& p;
+      ~Unpublish() { p = nullptr; }
+    } unpublish{wake_source};
     core::Dispatcher dispatcher(*source, producer, waiter, metrics, o.dispatcher_config(), stop);
     const auto outcome = dispatcher.run();
     source->close();
