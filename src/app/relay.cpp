@@ -100,22 +100,32 @@ int run_relay(const Options& o) {
   log_settings(o);
   std::atomic<bool> stop{false};
   RealWaiter waiter(stop);
-  std::atomic<core::OutboxSource*> wake_source{nullptr};
-  SignalThread signals(stop, [&waiter, &wake_source] {
+  // The source, for the signal thread to cut its waits short; guarded so it is never reached once gone.
+  std::mutex wake_mu;
+  core::OutboxSource* wake_source = nullptr;
+  SignalThread signals(stop, [&waiter, &wake_mu, &wake_source] {
     notify_stopping();
     waiter.wake();
-    if (auto* s = wake_source.load()) s->wake();
+    std::lock_guard lock(wake_mu);
+    if (wake_source != nullptr) wake_source->wake();
   });
   core::Metrics metrics;
   try {
     kafka::Producer producer(o.producer_properties());
     Operations operations(o, metrics, producer);  // HTTP, statistics, sd_notify, --retention
     auto source = make_source(o);
-    wake_source = source.get();
-    struct Unpublish {  // the signal thread must not reach the source once it is gone
-      std::atomic<core::OutboxSource*>& p;
-      ~Unpublish() { p = nullptr; }
-    } unpublish{wake_source};
+    {
+      std::lock_guard lock(wake_mu);
+      wake_source = source.get();
+    }
+    struct Unpublish {
+      std::mutex& mu;
+      core::OutboxSource*& p;
+      ~Unpublish() {
+        std::lock_guard lock(mu);
+        p = nullptr;
+      }
+    } unpublish{wake_mu, wake_source};
     core::Dispatcher dispatcher(*source, producer, waiter, metrics, o.dispatcher_config(), stop);
     const auto outcome = dispatcher.run();
     source->close();
