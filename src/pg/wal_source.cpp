@@ -291,7 +291,8 @@ void WalSource::open() {
                format_lsn(target_), redacted_);
 }
 
-void WalSource::connect_meta() {
+// The operator's connection parameters plus bounded connect time and dead-peer detection.
+std::map<std::string, std::string> WalSource::connection_params() const {
   auto params = parse_conninfo(cfg_.conninfo);
   const auto secs =
       std::max<long long>(1, std::chrono::ceil<std::chrono::seconds>(cfg_.command_timeout).count());
@@ -299,6 +300,11 @@ void WalSource::connect_meta() {
   params.try_emplace("fallback_application_name", "outbox-relay");
   params.try_emplace("keepalives_idle", "30");
   params.try_emplace("tcp_user_timeout", "30000");
+  return params;
+}
+
+void WalSource::connect_meta() {
+  auto params = connection_params();
   params.erase("replication");
   meta_.reset(PQconnectdb(build_conninfo(params).c_str()));
   if (!meta_ || PQstatus(meta_.get()) != CONNECTION_OK) {
@@ -471,13 +477,7 @@ WalSource::SlotInfo WalSource::inspect_slot() {
 }
 
 void WalSource::connect_replication() {
-  auto params = parse_conninfo(cfg_.conninfo);
-  const auto secs =
-      std::max<long long>(1, std::chrono::ceil<std::chrono::seconds>(cfg_.command_timeout).count());
-  params.try_emplace("connect_timeout", std::to_string(secs));
-  params.try_emplace("fallback_application_name", "outbox-relay");
-  params.try_emplace("keepalives_idle", "30");
-  params.try_emplace("tcp_user_timeout", "30000");
+  auto params = connection_params();
   params["replication"] = "database";
   // Tuple text must be in the form the mapping parses (timestamps in ISO).
   auto& options = params["options"];

@@ -46,6 +46,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -135,6 +136,7 @@ class WalSource final : public core::OutboxSource {
   struct SlotInfo;
   SlotInfo inspect_slot();
   void connect_replication();
+  [[nodiscard]] std::map<std::string, std::string> connection_params() const;
   void create_slot();
   void refuse_if_slot_was_dropped();
   void remember_slot();

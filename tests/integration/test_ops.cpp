@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "helpers.h"
+#include "relay_checks.h"
 
 using namespace outbox_relay::testing;
 
@@ -84,14 +85,6 @@ void insert_events(const std::string& url, const std::string& topic, int n, cons
   sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'ops', '" +
                key + "' || i, 'created', jsonb_build_object('i', i), '" + topic +
                "' FROM generate_series(1, " + std::to_string(n) + ") i");
-}
-
-void stop_relay(Process& relay) {
-  relay.signal(SIGTERM);
-  const auto rc = relay.wait(30s);
-  INFO(relay.output());
-  REQUIRE(rc.has_value());
-  CHECK(*rc == 0);
 }
 
 // Brings the broker back whatever happens inside a test that stops it.

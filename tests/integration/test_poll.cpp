@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "helpers.h"
+#include "relay_checks.h"
 #include "writers.h"
 
 using namespace outbox_relay::testing;
@@ -13,15 +14,6 @@ namespace {
 
 long long pending(const std::string& url) {
   return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL");
-}
-
-// SIGTERM, then the relay must drain and exit 0.
-void stop_relay(Process& relay) {
-  relay.signal(SIGTERM);
-  const auto rc = relay.wait(30s);
-  INFO(relay.output());
-  REQUIRE(rc.has_value());
-  CHECK(*rc == 0);
 }
 
 std::string committed_ids_sql(const std::string& topic, int n) {

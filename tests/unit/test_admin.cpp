@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "parse_options.h"
+
 #include "app/admin.h"
 #include "app/options.h"
 #include "core/errors.h"
@@ -8,14 +10,7 @@ using namespace outbox_relay;
 
 namespace {
 
-app::Options parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "outbox-relay");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  app::Options o;
-  app::parse_options(static_cast<int>(argv.size()), argv.data(), o);
-  return o;
-}
+app::Options parse(std::vector<std::string> args) { return testing::parse_args(std::move(args)); }
 
 // A server where everything the default poll configuration needs is in place.
 pg::ServerFacts good_facts() {

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "parse_options.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -28,14 +30,7 @@ struct TempFile {
   ~TempFile() { std::remove(path.c_str()); }
 };
 
-app::Options parse(std::vector<std::string> args) {
-  args.insert(args.begin(), "outbox-relay");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  app::Options o;
-  app::parse_options(static_cast<int>(argv.size()), argv.data(), o);
-  return o;
-}
+app::Options parse(std::vector<std::string> args) { return testing::parse_args(std::move(args)); }
 
 std::string effective(const app::Options& o, const std::string& key) {
   for (const auto& [k, v] : o.effective) {
