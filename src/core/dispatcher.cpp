@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 
 #include "core/errors.h"
 
@@ -95,36 +96,69 @@ StepResult Dispatcher::step() {
 
 void Dispatcher::publish(const Batch& batch) {
   deliveries_.assign(batch.messages.size(), Delivery{});
-  if (config_.on_poison != PoisonPolicy::kBlock || batch.rejected.empty()) {
+  if (config_.on_poison != PoisonPolicy::kBlock) {
     publisher_.send(batch.messages, deliveries_);
     wait_for_deliveries(deliveries_.size());
     return;
   }
-  // Block: a malformed row holds back every later event of its key in this batch; the source keeps
-  // skipping the key in later batches while the parked row is there.
-  std::map<std::string, const RejectedRow*> blocked;  // key -> its first poison event
+  publish_in_waves(batch);
+}
+
+// Block policy: an aggregate's later events must not leave while an earlier one is poison, also when
+// the broker rejects it asynchronously. So the batch goes out in waves, wave j holding the j-th
+// pending event of every key (keyless events all go in the first): each wave is acknowledged before
+// the next is sent, and a key whose event was poison (or failed for now, or was a malformed row) has
+// its later events held (kDeferred): they stay unsent and the source skips the key while its poison
+// event stays parked. Costs one round trip per event of the busiest key in the batch.
+void Dispatcher::publish_in_waves(const Batch& batch) {
+  const auto n = batch.messages.size();
+  std::map<std::string, std::pair<std::size_t, std::string>> held;  // key -> (first held index, why)
   for (const auto& r : batch.rejected) {
-    if (r.key) blocked.emplace(*r.key, &r);
+    if (r.key)
+      held.emplace(*r.key, std::make_pair(r.position, "held behind poison event \"" + r.row.id + "\""));
   }
-  std::vector<OutboxMessage> to_send;
-  std::vector<std::size_t> index;
-  for (std::size_t i = 0; i < batch.messages.size(); ++i) {
-    const auto& m = batch.messages[i];
-    auto it = m.key ? blocked.find(*m.key) : blocked.end();
-    if (it != blocked.end() && i >= it->second->position) {
-      deliveries_[i] = {DeliveryStatus::kDeferred, "held behind poison event \"" + it->second->row.id + "\"",
-                        -1, -1};
-    } else {
-      to_send.push_back(m);
+  std::vector<bool> settled(n, false);
+  for (;;) {
+    std::vector<OutboxMessage> wave;
+    std::vector<std::size_t> index;
+    std::set<std::string> keys;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (settled[i]) continue;
+      const auto& m = batch.messages[i];
+      if (m.key) {
+        auto h = held.find(*m.key);
+        if (h != held.end() && i >= h->second.first) {
+          deliveries_[i] = {DeliveryStatus::kDeferred, h->second.second, -1, -1};
+          settled[i] = true;
+          continue;
+        }
+        if (!keys.insert(*m.key).second) continue;  // this key already has an event in the wave
+      }
+      wave.push_back(m);
       index.push_back(i);
     }
+    if (wave.empty()) return;
+    std::vector<Delivery> out(wave.size());
+    std::swap(deliveries_, out);
+    publisher_.send(wave, deliveries_);
+    wait_for_deliveries(deliveries_.size());
+    std::swap(deliveries_, out);
+    for (std::size_t j = 0; j < index.size(); ++j) {
+      const auto i = index[j];
+      deliveries_[i] = out[j];
+      settled[i] = true;
+      const auto& m = batch.messages[i];
+      if (m.key && out[j].status != DeliveryStatus::kAcked) {
+        held.emplace(*m.key, std::make_pair(i + 1, "held behind event \"" + m.id + "\": " + out[j].error));
+      }
+    }
+    if (stop_.load()) {  // draining: what was not sent yet stays unsent
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!settled[i]) deliveries_[i] = {DeliveryStatus::kDeferred, "not sent: stopping", -1, -1};
+      }
+      return;
+    }
   }
-  std::vector<Delivery> sent(to_send.size());
-  std::swap(deliveries_, sent);
-  publisher_.send(to_send, deliveries_);
-  wait_for_deliveries(deliveries_.size());
-  std::swap(deliveries_, sent);
-  for (std::size_t j = 0; j < index.size(); ++j) deliveries_[index[j]] = sent[j];
 }
 
 void Dispatcher::wait_for_deliveries(std::size_t count) {

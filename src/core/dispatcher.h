@@ -63,6 +63,7 @@ class Dispatcher {
 
  private:
   void publish(const Batch& batch);
+  void publish_in_waves(const Batch& batch);
   void wait_for_deliveries(std::size_t count);
   void dead_letter(const Batch& batch);
   void record(const Batch& batch);

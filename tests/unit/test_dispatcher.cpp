@@ -307,3 +307,25 @@ TEST_CASE("block policy holds back the later events of a malformed row's key, ot
   CHECK(rig.source.commits[0].rejected == std::vector<std::string>{"2"});
   CHECK(rig.waiter.sleeps.empty());
 }
+
+TEST_CASE("block policy: a broker-side rejection holds back that key's later events of the same batch") {
+  Rig rig;
+  rig.config.on_poison = PoisonPolicy::kBlock;
+  Batch b;
+  b.messages = {msg("1", "a"), msg("2", "b"), msg("3", "a"), msg("4", "b"), msg("5", "a"), msg("6", "c")};
+  rig.source.batches.push_back(b);
+  rig.publisher.outcome["t:1"] = {DeliveryStatus::kPoison, "Broker: Topic authorization failed", -1, -1};
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  // wave 1: the first event of each key; wave 2: b's second; a's later events never leave
+  REQUIRE(rig.publisher.sent.size() == 2);
+  std::vector<std::string> wave1, wave2;
+  for (const auto& m : rig.publisher.sent[0]) wave1.push_back(m.id);
+  for (const auto& m : rig.publisher.sent[1]) wave2.push_back(m.id);
+  CHECK(wave1 == std::vector<std::string>{"1", "2", "6"});
+  CHECK(wave2 == std::vector<std::string>{"4"});
+  CHECK(rig.source.commits[0].acked == std::vector<std::string>{"2", "4", "6"});
+  CHECK(rig.source.commits[0].poison.size() == 1);
+  CHECK(rig.source.commits[0].deferred == std::vector<std::string>{"3", "5"});
+  CHECK(rig.waiter.sleeps.empty());
+}
