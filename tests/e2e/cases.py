@@ -1,0 +1,677 @@
+"""The fault cases. Each runs the real relay against the e2e PostgreSQL and three-broker Kafka under a load of
+concurrent writers, injects one kind of fault, then drains, stops the relays and verifies every committed
+event exactly (verify.py). A case returns a Result row for the table."""
+import json
+import os
+import random
+import signal
+import threading
+import time
+
+import psycopg2
+
+import harness as H
+from harness import E2EError, log, wait_until
+from load import Load, ground_truth
+from verify import verify
+
+# Server-side bound on a dead or paused poll relay's session (PollSourceConfig::session_timeout, not a flag
+# yet) and on a silent WAL stream (wal_sender_timeout in scripts/pg.sh).
+LEASE = 60.0
+
+
+class Result:
+    def __init__(self, case, mode):
+        self.case, self.mode = case, mode
+        self.verdict = None
+        self.failures = []  # failed checks (promise violations or case assertions)
+        self.notes = []
+        self.recovery = []  # seconds from heal to publishing resumed
+        self.stalls = []  # longest publishing gap around each fault
+        self.takeovers = []  # HA: seconds from leader loss to a new leader
+        self.faults = 0
+        self.seconds = 0.0
+        self.extra = {}
+
+    @property
+    def passed(self):
+        return not self.failures and self.verdict is not None and self.verdict.ok()
+
+    def fail(self, msg):
+        self.failures.append(msg)
+        log("  CHECK FAILED: " + msg)
+
+    def note(self, msg):
+        self.notes.append(msg)
+        log("  note: " + msg)
+
+
+class Case:
+    """Shared setup: a fresh database, a unique topic, relay slots supervised like systemd would (an
+    unexpected exit is recorded as a failure and the relay restarted), and the drain-and-verify finish."""
+
+    def __init__(self, ctx, name, mode, label=None):
+        self.ctx = ctx
+        self.name, self.mode = name, mode
+        self.label = label or name
+        tag = ("%s_%s" % (self.label, mode)).replace("-", "_")
+        self.db = "e2e_" + tag
+        self.topic = "e2e.%s.%s.%s" % (self.label, mode, ctx.run_id)
+        self.slot = "e2e_" + tag
+        self.result = Result(self.label, mode)
+        self.relays = {}  # slot name -> Relay
+        self.intended = set()  # relays whose exit we caused
+        self.rng = random.Random(ctx.seed + hash(tag) % 1000)
+        self.load = None
+        self.t_start = time.time()
+        self._watch_stop = threading.Event()
+        self._watch = None
+        self.extra_relay_args = []
+
+    # ---------------------------------------------------------- setup
+    def setup(self, create_topic=True):
+        H.fresh_database(self.db)
+        if create_topic:
+            H.create_topic(self.topic)
+        self._watch = threading.Thread(target=self._watcher, daemon=True)
+        self._watch.start()
+
+    def relay_args(self, extra=()):
+        a = ["--topic-template", self.topic, "--drain-timeout", "5s"] + self.extra_relay_args
+        if self.mode == "wal":
+            a += ["--slot", self.slot, "--heartbeat-interval", "1s"]
+        return a + list(extra)
+
+    def start_relay(self, slot="r1", extra=(), wait_leading=True, timeout=60, user=None):
+        r = H.Relay("%s-%s-%s" % (self.label, self.mode, slot), self.db, self.relay_args(extra), mode=self.mode,
+                    user=user)
+        self.users = getattr(self, "users", {})
+        self.users[slot] = user
+        self.relays[slot] = r
+        if wait_leading:
+            wait_until(lambda: r.is_leading() or not r.running(), timeout, "relay %s to lead" % slot)
+            if not r.running():
+                raise E2EError("relay %s exited at start (%s):\n%s" % (slot, r.proc.returncode, r.output()[-3000:]))
+        return r
+
+    def kill_relay(self, slot, sig=signal.SIGKILL):
+        r = self.relays[slot]
+        self.intended.add(r)
+        if sig == signal.SIGKILL:
+            r.kill()
+        else:
+            r.signal(sig)
+
+    def _watcher(self):
+        while not self._watch_stop.wait(0.2):
+            for slot, r in list(self.relays.items()):
+                if r in self.intended or r.running():
+                    continue
+                code = r.proc.returncode
+                lines = [ln for ln in r.output().splitlines() if " error " in ln or "fatal" in ln]
+                self.result.fail("relay %s exited by itself with code %s: %s" % (
+                    slot, code, lines[-1][-300:] if lines else "(no error line)"))
+                self.intended.add(r)
+                nr = H.Relay(r.name + "-restarted", self.db, self.relay_args(self._extra_of(slot)), mode=self.mode,
+                             user=getattr(self, "users", {}).get(slot))
+                self.relays[slot] = nr
+
+    def _extra_of(self, slot):
+        return getattr(self, "slot_extra", {}).get(slot, ())
+
+    def start_load(self, **kw):
+        opts = dict(writers=self.ctx.writers, rate=self.ctx.rate, seed=self.rng.random())
+        opts.update(kw)
+        self.load = Load(self.db, **opts).start()
+        return self.load
+
+    def wait_published(self, n, timeout=60):
+        """Waits until at least n records are in the topic (progress under load, before a fault)."""
+        wait_until(lambda: len(H.consume_all(self.topic)) >= n, timeout, "%d records in %s" % (n, self.topic),
+                   interval=0.5)
+
+    # ---------------------------------------------------------- finish
+    def finish(self, drain_timeout=180, expect_exit_zero=True):
+        if self.load:
+            self.load.stop()
+        truth = ground_truth(self.db)
+        wanted = sum(1 for t in truth.values() if t[2] in ("publish", "tombstone"))
+        log("  load stopped: %d committed events to see (%d rolled back, %d commits in doubt); draining" % (
+            wanted, self.load.rolled_back if self.load else 0, self.load.in_doubt if self.load else 0))
+        rb = self.load.rolled_back_ids if self.load else set()
+        deadline = time.monotonic() + drain_timeout
+        v = None
+        while True:
+            v = verify(truth, H.consume_all(self.topic), rb)
+            if v.lost == 0 or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)  # polling interval of a condition wait with a deadline
+        self._watch_stop.set()
+        if self._watch:
+            self._watch.join(5)
+        for slot, r in list(self.relays.items()):
+            if r in self.intended:
+                continue
+            code = r.stop()
+            if expect_exit_zero and code not in (0, None):
+                self.result.fail("relay %s exited %s on SIGTERM%s" % (
+                    slot, code, " (did not stop within 40s; stacks in %s)" % r.stacks_path
+                    if getattr(r, "stacks_path", None) else ""))
+        # Final read after every relay is gone: a paused or slow one can no longer add anything.
+        v = verify(truth, H.consume_all(self.topic), rb)
+        self.result.verdict = v
+        self.result.seconds = time.time() - self.t_start
+        for kind, t0, t1 in getattr(self, "faults", []):
+            self.result.stalls.append(v.max_gap(t0, t1 + 30))
+            rs = v.resumed_after(t1)
+            if rs is not None:
+                self.result.recovery.append(rs)
+        if not v.ok():
+            self.result.fail("promises 1-2: " + v.summary())
+        # Duplicates only as a re-send of the tail that was unconfirmed when a fault struck: the first copy
+        # of every duplicate was published shortly before (or during) some fault.
+        faults = getattr(self, "faults", [])
+        odd = [t for t in v.dup_first_ts if not any(t0 - 70 <= t <= t1 + 10 for _, t0, t1 in faults)]
+        if odd:
+            self.result.fail("promise 2: %d duplicates not explained by a fault (first copies at %s)" % (
+                len(odd), ", ".join(time.strftime("%H:%M:%S", time.localtime(t)) for t in odd[:5])))
+        return v
+
+    def add_fault(self, kind, t0, t1):
+        if not hasattr(self, "faults"):
+            self.faults = []
+        self.faults.append((kind, t0, t1))
+        self.result.faults += 1
+
+    def cleanup(self):
+        self._watch_stop.set()
+        if self.load:
+            self.load.stop()
+        for r in self.relays.values():
+            if r.running():
+                r.kill()
+        try:
+            H.drop_database(self.db)
+        except Exception as e:  # noqa: BLE001
+            log("  could not drop %s: %s" % (self.db, e))
+
+
+def run_case(ctx, fn, name, mode, **kw):
+    c = Case(ctx, name, mode, label=kw.pop("label", None))
+    log("=== %s (%s) ===" % (c.label, mode))
+    try:
+        c.setup(create_topic=kw.pop("create_topic", True))
+        fn(c, **kw)
+    except Exception as e:  # noqa: BLE001 - a broken case is a failed case, the suite goes on
+        import traceback
+        c.result.fail("case error: %s" % e)
+        traceback.print_exc()
+    finally:
+        c.cleanup()
+    r = c.result
+    log("  -> %s %s" % ("PASS" if r.passed else "FAIL", r.verdict.summary() if r.verdict else ""))
+    return r
+
+
+def fault_pause(c, lo, hi):
+    """How long to let the load run before the next fault: fault timing, not synchronisation."""
+    time.sleep(H.jitter(lo, hi, c.rng))
+
+
+# ================================================================== cases
+
+def case_sigkill(c, kills=4):
+    c.start_relay()
+    c.start_load()
+    c.wait_published(50)
+    for k in range(kills):
+        fault_pause(c, 0.3, 2.5)
+        t0 = time.time()
+        c.kill_relay("r1")
+        c.start_relay(wait_leading=False)
+        c.add_fault("sigkill", t0, time.time())
+        if c.rng.random() < 0.7:  # most kills at steady state, some while it is still starting
+            wait_until(lambda: c.relays["r1"].is_leading(), 60, "relay to lead after restart")
+    fault_pause(c, 1, 2)
+    c.finish()
+
+
+def case_sigstop_short(c, pause=5.0):
+    """Pause the leader for less than the lease, with a standby: no takeover, no split brain."""
+    c.start_relay("a")
+    c.start_relay("b", wait_leading=False)
+    c.start_load()
+    c.wait_published(50)
+    fault_pause(c, 0.5, 2)
+    t0 = time.time()
+    b_off = c.relays["b"].log_size()
+    c.relays["a"].signal(signal.SIGSTOP)
+    time.sleep(pause)  # the fault: the leader stays paused this long
+    took = c.relays["b"].is_leading(b_off)
+    c.relays["a"].signal(signal.SIGCONT)
+    c.add_fault("sigstop", t0, time.time())
+    if took:
+        c.result.note("standby took over during a %.0fs pause (shorter than the %.0fs lease)" % (pause, LEASE))
+    c.finish()
+
+
+def case_sigstop_lease(c, idle=False, extra_hold=15.0):
+    """Pause the leader past the lease (with a standby). Busy: at a random point under load. Idle: while it
+    waits for NOTIFY with nothing to do, so its session is idle (not in a transaction)."""
+    c.start_relay("a")
+    c.start_relay("b", wait_leading=False)
+    c.start_load()
+    c.wait_published(50)
+    if idle:
+        c.load.pause(True)
+        if c.mode == "poll":
+            wait_until(lambda: H.q(c.db, "SELECT count(*) FROM outbox WHERE failed_at IS NULL")[0][0] == 0, 60,
+                       "backlog to drain")
+        else:
+            n = len(ground_truth(c.db))
+            c.wait_published(n)
+        # idle: its claim has been committed and it waits for a NOTIFY
+        wait_until(lambda: H.q(c.db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                     "'outbox-relay' AND state = 'idle in transaction'")[0][0] == 0, 10,
+                   "the leader to be idle")
+    else:
+        fault_pause(c, 0.5, 3)
+    a, b = c.relays["a"], c.relays["b"]
+    b_off = b.log_size()
+    t0 = time.time()
+    a.signal(signal.SIGSTOP)
+    if idle:
+        c.load.pause(False)
+    took = None
+    try:
+        wait_until(lambda: b.is_leading(b_off), LEASE + extra_hold, "standby to take over")
+        took = time.time() - t0
+        c.result.takeovers.append(took)
+    except E2EError:
+        c.result.fail("promise 4: the standby did not take over within %.0fs of the leader being paused %s" % (
+            LEASE + extra_hold, "while idle" if idle else "under load"))
+    a_off = a.log_size()
+    t1 = time.time()
+    a.signal(signal.SIGCONT)
+    c.add_fault("sigstop", t0, t1)
+    # After waking, the old leader must notice it lost the lead and publish nothing new: it must not
+    # lead again while the standby leads.
+    if took is not None:
+        wait_until(lambda: a.has(r"(retrying with backoff|another relay leads|in use by another relay)", a_off)
+                   or not a.running(), 90, "the woken leader to notice it lost the lead")
+        if a.has(r"(leading poll source|streaming slot)", a_off) and b.running():
+            c.result.fail("split brain: the woken leader leads again while the standby leads")
+        c.result.note("takeover after pause %s: %.1fs" % ("(idle)" if idle else "(busy)", took))
+    c.finish()
+
+
+def case_broker_kill(c, rounds=1, down=8.0):
+    c.start_relay()
+    c.start_load()
+    c.wait_published(50)
+    for _ in range(rounds):
+        fault_pause(c, 1, 3)
+        leaders = H.partition_leaders(c.topic)
+        node = c.rng.choice(leaders) if leaders else 1
+        t0 = time.time()
+        H.kafka_script("stop-node", node, "--kill")
+        time.sleep(down)  # the fault: the broker stays down this long
+        H.kafka_script("start-node", node)
+        t1 = time.time()
+        c.add_fault("broker-kill", t0, t1)
+        H.wait_cluster_healthy([c.topic])
+    fault_pause(c, 1, 2)
+    c.finish()
+
+
+def case_cluster_stop(c, down=30.0):
+    c.start_relay()
+    c.start_load()
+    c.wait_published(50)
+    fault_pause(c, 1, 3)
+    t0 = time.time()
+    for node in range(1, H.KAFKA_NODES + 1):
+        H.kafka_script("stop-node", node, "--kill")
+    time.sleep(down)  # the fault: the whole cluster stays down this long
+    H.kafka_script("start", H.KAFKA_NODES, timeout=400)
+    t1 = time.time()
+    c.add_fault("cluster-stop", t0, t1)
+    H.wait_cluster_healthy([c.topic])
+    fault_pause(c, 2, 3)
+    c.finish(drain_timeout=300)
+
+
+def case_pg_restart(c, rounds=1):
+    c.start_relay()
+    c.start_load()
+    c.wait_published(50)
+    for _ in range(rounds):
+        fault_pause(c, 1, 3)
+        t0 = time.time()
+        H.pg_script("restart")
+        t1 = time.time()
+        c.add_fault("pg-restart", t0, t1)
+    fault_pause(c, 2, 3)
+    c.finish()
+
+
+def case_pg_terminate(c, rounds=3):
+    c.start_relay()
+    c.start_load()
+    c.wait_published(50)
+    for _ in range(rounds):
+        fault_pause(c, 0.5, 2.5)
+        t0 = time.time()
+        n = H.q("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'outbox-relay'")[0][0]
+        if n == 0:
+            c.result.note("no outbox-relay backend to terminate")
+        c.add_fault("pg-terminate", t0, time.time())
+    fault_pause(c, 1, 2)
+    c.finish()
+
+
+def case_net_cut(c, target="kafka", rounds=1, down=10.0):
+    c.start_relay()
+    c.start_load()
+    c.wait_published(50)
+    net = H.Net()
+    try:
+        for _ in range(rounds):
+            fault_pause(c, 1, 3)
+            t0 = time.time()
+            net.cut(target)
+            time.sleep(down)  # the fault: the link stays cut this long
+            net.restore(target)
+            c.add_fault("net-" + target, t0, time.time())
+    finally:
+        net.restore(target)
+    fault_pause(c, 2, 3)
+    c.finish(drain_timeout=300)
+
+
+def case_ha(c, kills=3, relays=2, shards=1):
+    """Two (or more) relays per shard; the leader is SIGKILLed repeatedly and restarted as a standby."""
+    c.slot_extra = {}
+    groups = {}
+    for s in range(shards):
+        for i in range(relays):
+            slot = "s%d-%s" % (s, "abcdefg"[i])
+            c.slot_extra[slot] = ["--shard", "%d/%d" % (s, shards)] if shards > 1 else []
+            groups.setdefault(s, []).append(slot)
+    for s, slots in groups.items():
+        c.start_relay(slots[0], extra=c.slot_extra[slots[0]])
+        for slot in slots[1:]:
+            c.start_relay(slot, extra=c.slot_extra[slot], wait_leading=False)
+    if c.mode == "wal":
+        # a second WAL relay on the same slot is told the slot is in use and keeps retrying
+        for s, slots in groups.items():
+            for slot in slots[1:]:
+                try:
+                    wait_until(lambda: c.relays[slot].has(r"in use by another relay"), 20,
+                               "standby %s to report the slot in use" % slot)
+                except E2EError as e:
+                    c.result.fail(str(e))
+    c.start_load()
+    c.wait_published(50)
+    for k in range(kills):
+        fault_pause(c, 1, 3)
+        s = c.rng.choice(list(groups))
+        lead = None
+        try:
+            lead = wait_until(lambda: _group_leader(c, groups[s]), 30, "a leader of shard %d" % s)
+        except E2EError as e:
+            c.result.fail(str(e))
+            continue
+        others = [sl for sl in groups[s] if sl != lead]
+        offs = {sl: c.relays[sl].log_size() for sl in others}
+        t0 = time.time()
+        c.kill_relay(lead)
+        try:
+            wait_until(lambda: any(c.relays[sl].is_leading(offs[sl]) for sl in others), LEASE, "takeover")
+            c.result.takeovers.append(time.time() - t0)
+        except E2EError:
+            c.result.fail("promise 4: no takeover within %.0fs after the leader of shard %d was killed" % (LEASE, s))
+        c.add_fault("leader-kill", t0, time.time())
+        c.start_relay(lead, extra=c.slot_extra[lead], wait_leading=False)  # back as a standby
+    fault_pause(c, 1, 2)
+    c.finish()
+
+
+def _leaders(c, slots):
+    """Slots whose relay says it leads now (its last 'leading'/'streaming' line is after its last loss line)."""
+    import re
+    out = []
+    for sl in slots:
+        r = c.relays[sl]
+        if not r.running() or r in c.intended:
+            continue
+        text = r.output()
+        m = [x.start() for x in re.finditer(r"(leading poll source|streaming slot)", text)]
+        lost = [x.start() for x in re.finditer(r"(retrying with backoff|in use by another relay|standing by)", text)]
+        if m and (not lost or m[-1] > lost[-1]):
+            out.append((m[-1], sl))
+    return [sl for _, sl in sorted(out)]
+
+
+def _group_leader(c, slots):
+    ls = _leaders(c, slots)
+    if len(ls) > 1:
+        c.result.fail("promise 4: two relays of one shard lead at once: %s" % ls)
+    return ls[-1] if ls else None
+
+
+def case_net_pg_ha(c, extra_hold=15.0):
+    """Cut the leader off PostgreSQL past the lease (its standby, another user, keeps its link): the
+    server must end the leader's session so the standby takes over; after the link is back the old leader
+    stands by and publishes nothing new."""
+    c.start_relay("a")
+    c.start_relay("b", wait_leading=False, user="nobody")
+    c.start_load()
+    c.wait_published(50)
+    fault_pause(c, 1, 3)
+    a, b = c.relays["a"], c.relays["b"]
+    b_off = b.log_size()
+    net = H.Net()
+    t0 = time.time()
+    net.cut("pg")
+    took = None
+    try:
+        wait_until(lambda: b.is_leading(b_off), LEASE + extra_hold, "standby to take over")
+        took = time.time() - t0
+        c.result.takeovers.append(took)
+        c.result.note("takeover after the leader lost PostgreSQL: %.1fs" % took)
+    except E2EError:
+        c.result.fail("promise 4: the standby did not take over within %.0fs of the leader losing PostgreSQL" % (
+            LEASE + extra_hold))
+    finally:
+        a_off = a.log_size()
+        net.restore("pg")
+    c.add_fault("net-pg-ha", t0, time.time())
+    if took is not None:
+        try:
+            wait_until(lambda: a.has(r"(retrying with backoff|another relay leads|in use by another relay)", a_off)
+                       or not a.running(), 120, "the cut-off leader to notice it lost the lead")
+        except E2EError as e:
+            c.result.note(str(e))
+        if _group_leader(c, ["a", "b"]) is None:
+            c.result.note("no leader right after the link came back")
+    fault_pause(c, 2, 3)
+    c.finish()
+
+
+def case_poison(c, policy="park"):
+    small = "e2e.small.%s.%s" % (c.mode, c.ctx.run_id)
+    H.create_topic(small)
+    H.kafka_admin("kafka.admin.ConfigCommand", "--bootstrap-server", H.kafka_brokers(), "--entity-type", "topics",
+                  "--entity-name", small, "--alter", "--add-config", "max.message.bytes=512")
+    dlq = "e2e.dlq.%s.%s.%s" % (policy, c.mode, c.ctx.run_id)
+    extra = ["--on-poison", policy] + (["--dlq-topic", dlq] if policy == "dlq" else [])
+    c.start_relay(extra=extra)
+    c.start_load()
+    c.wait_published(30)
+    conn = H.connect(c.db, autocommit=False, app="e2e-poison")
+    held_expect = "held" if policy == "block" else "publish"
+    kinds = {
+        "too-large": dict(payload=json.dumps({"big": "y" * 1_500_000})),
+        "topic-refuses": dict(payload=json.dumps({"mid": "z" * 2000}), topic=small),
+        "bad-headers": dict(headers=json.dumps([1, 2, 3])),
+        "bad-topic": dict(topic="bad topic!"),
+    }
+    poison_ids, held_ids = {}, []
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO aggregates (id) VALUES (%s)", [("p-" + k,) for k in kinds] + [("tomb-1",),
+                                                                                                     ("trace-1",)])
+    conn.commit()
+    ld = c.load
+    t_poison = time.time()
+    for kind, kw in kinds.items():
+        agg = "p-" + kind
+        ld.transaction(conn, agg)
+        poison_ids[kind] = ld.transaction(conn, agg, expect="park", **kw)
+        held_ids.append(ld.transaction(conn, agg, expect=held_expect))
+        held_ids.append(ld.transaction(conn, agg, expect=held_expect))
+    # A tombstone (NULL payload) is a record with a null value, not poison.
+    ld.transaction(conn, "tomb-1")
+    tomb = ld.transaction(conn, "tomb-1", null_payload=True, expect="tombstone")
+    ld.transaction(conn, "tomb-1")
+    trace = ld.transaction(conn, "trace-1", headers=json.dumps(
+        {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tenant": "acme"}))
+    ids = list(poison_ids.values())
+
+    def parked():
+        if c.mode == "poll":
+            return H.q(c.db, "SELECT id::text, error FROM outbox WHERE failed_at IS NOT NULL AND id = ANY(%s)",
+                       (ids,))
+        try:
+            return H.q(c.db, "SELECT id, error FROM outbox_relay_parked WHERE id = ANY(%s)", ([str(i) for i in ids],))
+        except psycopg2.Error:
+            return []
+    try:
+        rows = wait_until(lambda: (lambda r: r if len(r) == len(ids) else None)(parked()), 30,
+                          "every poison event to be parked")
+        for rid, err in rows:
+            if not err:
+                c.result.fail("parked event %s has no error text" % rid)
+        c.result.note("parked: " + "; ".join("%s: %s" % (k, dict(rows).get(str(i), "?")[:70])
+                                            for k, i in poison_ids.items()))
+    except E2EError:
+        got = {r[0] for r in parked()}
+        c.result.fail("not parked (poison vanished or blocks): %s" % [k for k, i in poison_ids.items()
+                                                                       if str(i) not in got])
+    if policy == "dlq":
+        # every poison event that fits into the dead-letter topic is there (the too-large one cannot be:
+        # it must be parked instead, checked above)
+        dl_ids = {str(i) for k, i in poison_ids.items() if k != "too-large"}
+        try:
+            recs = wait_until(lambda: (lambda r: r if len({x["hdr"].get("id") for x in r} & dl_ids)
+                                       == len(dl_ids) else None)(H.consume_all(dlq)), 30, "dead letters")
+            for rec in recs:
+                if "dlq.error" not in rec["hdr"]:
+                    c.result.fail("dead letter %s without a dlq.error header" % rec["hdr"].get("id"))
+        except E2EError:
+            got = {x["hdr"].get("id") for x in H.consume_all(dlq)}
+            c.result.fail("not dead-lettered: %s" % [k for k, i in poison_ids.items()
+                                                     if str(i) not in got and str(i) in dl_ids])
+    if policy == "block":
+        # later events of a poisoned aggregate are held while the rest flows ...
+        fault_pause(c, 3, 4)
+        published = {r["hdr"].get("id") for r in H.consume_all(c.topic)}
+        leaked = [i for i in held_ids if str(i) in published]
+        if leaked:
+            c.result.fail("block: events behind a parked one were published: %s" % leaked)
+        pending = H.q(c.db, "SELECT count(*) FROM outbox WHERE id = ANY(%s) AND failed_at IS NULL", (held_ids,))[0][0]
+        if pending != len(held_ids):
+            c.result.fail("block: %d of %d held events still pending" % (pending, len(held_ids)))
+        # ... until the operator repairs the parked event: then it and the held ones go, in order.
+        for kind, pid in poison_ids.items():
+            agg = "p-" + kind
+            v = H.q(c.db, "SELECT version FROM orders WHERE outbox_id = %s", (pid,))[0][0]
+            H.q(c.db, "UPDATE outbox SET topic = NULL, headers = NULL, payload = %s::jsonb, failed_at = NULL, "
+                      "error = NULL WHERE id = %s", (json.dumps({"agg": agg, "v": v}), pid))
+        H.q(c.db, "UPDATE orders SET expect = 'publish' WHERE expect IN ('held', 'park')")
+    conn.close()
+    c.finish()
+    v = c.result.verdict
+    if v is not None:
+        recs = {r["hdr"].get("id"): r for r in H.consume_all(c.topic)}
+        t = recs.get(str(tomb))
+        if t is None or t.get("payload") is not None:
+            c.result.fail("tombstone %s did not arrive as a record with a null value" % tomb)
+        tr = recs.get(str(trace))
+        if tr is None or tr["hdr"].get("traceparent", "").find("4bf92f35") < 0 or tr["hdr"].get("tenant") != "acme":
+            c.result.fail("headers JSON entries did not arrive as record headers (id %s)" % trace)
+        # promise 3: the other aggregates kept flowing while poison was around
+        truth = ground_truth(c.db)
+        lats = sorted(v.first_ts[i] - truth[i][3] for i in v.first_ts if i in truth and truth[i][3]
+                      and truth[i][0].startswith("a-") and truth[i][3] >= t_poison)
+        if lats:
+            p99 = lats[int(0.99 * (len(lats) - 1))]
+            c.result.note("other aggregates after the poison: publish latency p50 %.0fms p99 %.0fms max %.0fms" % (
+                1000 * lats[len(lats) // 2], 1000 * p99, 1000 * lats[-1]))
+            if p99 > 5.0:
+                c.result.fail("promise 3: poison held back other aggregates (p99 publish latency %.1fs)" % p99)
+
+
+def case_late_commit(c, old=30.0, baseline=10.0):
+    """A transaction that inserted its event early and commits late (holding an old snapshot meanwhile) is
+    never skipped; measures claim cost and publish latency while the old snapshot is open."""
+    c.start_relay()
+    H.q(c.db, "INSERT INTO aggregates (id) VALUES ('late-1')")
+    c.start_load()
+    c.wait_published(30)
+
+    def probe():
+        if c.mode != "poll":
+            return None
+        r = H.q(c.db, "EXPLAIN (ANALYZE, FORMAT JSON) SELECT id FROM outbox WHERE sent_at IS NULL AND "
+                      "failed_at IS NULL ORDER BY id LIMIT 1000")
+        return r[0][0][0]["Execution Time"]
+    sampler = H.Sampler(probe, 1.0)
+    sampler.start()
+    time.sleep(baseline)  # load-only phase for the baseline latency
+    t_open = time.time()
+    late2 = H.connect(c.db, autocommit=False, app="e2e-late")
+    late2.set_session(isolation_level="REPEATABLE READ")
+    cur2 = late2.cursor()
+    cur2.execute("SELECT count(*) FROM orders")
+    cur2.execute("UPDATE aggregates SET version = version + 1 WHERE id = 'late-1' RETURNING version")
+    v2 = cur2.fetchone()[0]
+    cur2.execute("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) VALUES ('order', 'late-1', "
+                 "'order-updated', %s::jsonb) RETURNING id", (json.dumps({"agg": "late-1", "v": v2}),))
+    held_id = cur2.fetchone()[0]
+    time.sleep(old)  # the fault: the transaction stays open this long
+    cur2.execute("INSERT INTO orders (aggregate_id, version, outbox_id, committed_at) VALUES ('late-1', %s, %s, "
+                 "extract(epoch from clock_timestamp()))", (v2, held_id))
+    late2.commit()
+    t_commit = time.time()
+    late2.close()
+    fault_pause(c, 2, 3)
+    sampler.stop()
+    c.finish()
+    v = c.result.verdict
+    if str(held_id) not in v.first_ts:
+        c.result.fail("the late-committed event %s was skipped" % held_id)
+    else:
+        c.result.note("late event id %s (inserted %.0fs before its commit, %d ids later were published first) "
+                      "published %.2fs after its commit" % (held_id, old, sum(
+                          1 for i in v.first_ts if int(i) > held_id and v.first_ts[i] < t_commit),
+                          v.first_ts[str(held_id)] - t_commit))
+    truth = ground_truth(c.db)
+
+    def lat(t0, t1):
+        xs = sorted(v.first_ts[i] - truth[i][3] for i in v.first_ts
+                    if i in truth and truth[i][3] and t0 <= truth[i][3] < t1)
+        if not xs:
+            return "n/a"
+        return "p50 %.0fms p99 %.0fms max %.0fms (n=%d)" % (
+            1000 * xs[len(xs) // 2], 1000 * xs[int(0.99 * (len(xs) - 1))], 1000 * xs[-1], len(xs))
+    c.result.note("publish latency, baseline: %s" % lat(c.t_start, t_open))
+    c.result.note("publish latency, last 10s of the %.0fs-old snapshot: %s" % (old, lat(t_commit - 10, t_commit)))
+    samples = [(t, x) for t, x in sampler.samples if x is not None]
+    if samples:
+        base = [x for t, x in samples if t < t_open]
+        end = [x for t, x in samples if t_commit - 10 <= t < t_commit]
+        c.result.note("claim scan (EXPLAIN ANALYZE of the claim, LIMIT 1000): baseline %.1fms, with %.0fs-old "
+                      "snapshot %.1fms" % (sum(base) / max(1, len(base)), old, sum(end) / max(1, len(end))))
+        c.result.extra["claim_ms_end"] = sum(end) / max(1, len(end))
