@@ -2,7 +2,7 @@
 # Local Apache Kafka in KRaft mode, built from the broker's artifacts on Maven Central (never committed):
 #   kafka.sh fetch                 download org.apache.kafka:kafka_2.13 and its runtime deps into the cache
 #   kafka.sh start [N]             start an N-node cluster (default 1; each node is broker+controller)
-#   kafka.sh stop                  stop every node;  kafka.sh destroy  stop and delete the data
+#   kafka.sh stop                  stop every node;  kafka.sh destroy  kill every node, delete the data
 #   kafka.sh stop-node I [--kill]  stop (or SIGKILL) node I;  kafka.sh start-node I  start it again
 #   kafka.sh pause-node I / resume-node I   SIGSTOP / SIGCONT node I
 #   kafka.sh brokers               print the bootstrap list;  kafka.sh wait  wait until all nodes serve
@@ -123,7 +123,7 @@ stop_node() {
   rm -f "$KDIR/node$i/pid"
 }
 
-stop_all() { local n; n=$(nodes); for ((i = 1; i <= n; i++)); do stop_node "$i"; done; }
+stop_all() { local n; n=$(nodes); for ((i = 1; i <= n; i++)); do stop_node "$i" "${1:-TERM}"; done; }
 
 case "${1:-}" in
   fetch) fetch ;;
@@ -135,7 +135,7 @@ case "${1:-}" in
     for ((i = 1; i <= want; i++)); do start_node "$i"; done
     wait_all; brokers ;;
   stop) stop_all ;;
-  destroy) stop_all; rm -rf "$KDIR" ;;
+  destroy) stop_all KILL; rm -rf "$KDIR" ;;  # the data goes anyway: no controlled shutdown to wait for
   stop-node) stop_node "$2" "$([ "${3:-}" = --kill ] && echo KILL || echo TERM)" ;;
   start-node) start_node "$2"; wait_for "kafka node $2" 120 serving "$2" ;;
   pause-node) kill -STOP "$(pidof_node "$2")" ;;
