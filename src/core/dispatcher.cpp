@@ -70,12 +70,17 @@ StepResult Dispatcher::step() {
                     ms(waiter_.now() - published_at));
     }
   } catch (const TransientError& e) {
+    // Reports still due must not land in deliveries_ once it is reused for the next batch.
+    publisher_.abort();
     if (fetched) source_.abandon(batch);
     source_.close();
     open_ = false;
     metrics_.source_connected.store(false);
     on_transient(e.what());
     return StepResult::kRetrying;
+  } catch (...) {
+    publisher_.abort();  // fatal or config error: nothing in flight may outlive this batch's bookkeeping
+    throw;
   }
   bool retriable = false;
   for (const auto& d : deliveries_) retriable = retriable || d.status == DeliveryStatus::kRetriable;

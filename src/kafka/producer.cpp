@@ -60,8 +60,12 @@ Producer::Producer(const std::vector<Property>& properties) {
 
 Producer::~Producer() {
   if (!rk_) return;
-  // Whatever is still queued was never acknowledged, so its rows are not marked: drop it.
-  abort();
+  // Whatever is still queued was never acknowledged, so its rows are not marked: drop it. The caller's
+  // Delivery array may already be gone, so reports from here on are dropped, not written.
+  ++generation_;
+  outstanding_ = 0;
+  rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(rk_.get(), 0);
   topics_.clear();
   rk_.reset();
 }

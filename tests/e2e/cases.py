@@ -56,7 +56,8 @@ class Case:
         self.label = label or name
         tag = ("%s_%s" % (self.label, mode)).replace("-", "_")
         self.db = "e2e_" + tag
-        self.topic = "e2e.%s.%s.%s" % (self.label, mode, ctx.run_id)
+        ctx.case_seq += 1  # soak rounds repeat a case: every instance gets its own topic
+        self.topic = "e2e.%s.%s.%s.%d" % (self.label, mode, ctx.run_id, ctx.case_seq)
         self.slot = "e2e_" + tag
         self.result = Result(self.label, mode)
         self.relays = {}  # slot name -> Relay
@@ -210,6 +211,17 @@ def run_case(ctx, fn, name, mode, **kw):
         c.cleanup()
     r = c.result
     log("  -> %s %s" % ("PASS" if r.passed else "FAIL", r.verdict.summary() if r.verdict else ""))
+    try:  # one JSON line per case, so a partial soak still has its numbers
+        v = r.verdict
+        with open(os.path.join(H.RUN, "results.jsonl"), "a") as f:
+            f.write(json.dumps({"run": ctx.run_id, "case": r.case, "mode": r.mode, "passed": r.passed,
+                                "faults": r.faults, "events": v.expected if v else 0, "lost": v.lost if v else 0,
+                                "phantom": v.phantom if v else 0, "duplicates": v.duplicates if v else 0,
+                                "reordered": v.reordered if v else 0, "mismatched": v.mismatched if v else 0,
+                                "resume": r.recovery, "stall": r.stalls, "takeover": r.takeovers,
+                                "failures": r.failures, "notes": r.notes, "seconds": r.seconds}) + "\n")
+    except OSError:
+        pass
     return r
 
 
@@ -484,6 +496,7 @@ def case_net_pg_ha(c, extra_hold=15.0):
     except E2EError:
         c.result.fail("promise 4: the standby did not take over within %.0fs of the leader losing PostgreSQL" % (
             LEASE + extra_hold))
+        _diagnose_sessions(c)
     finally:
         a_off = a.log_size()
         net.restore("pg")
@@ -498,6 +511,20 @@ def case_net_pg_ha(c, extra_hold=15.0):
             c.result.note("no leader right after the link came back")
     fault_pause(c, 2, 3)
     c.finish()
+
+
+def _diagnose_sessions(c):
+    """What the server thinks of the relay sessions, and the TCP state of their sockets (into the notes)."""
+    try:
+        for row in H.q("postgres", "SELECT pid, backend_type, state, wait_event_type, wait_event, "
+                                   "round(extract(epoch from now() - state_change)) FROM pg_stat_activity "
+                                   "WHERE datname = %s AND (application_name = 'outbox-relay' OR "
+                                   "backend_type = 'walsender')", (c.db,)):
+            c.result.note("server session %s" % (row,))
+        ss = H.sh("ss -tinoH state established '( sport = :%d )'" % H.PG_PORT, check=False).stdout
+        c.result.note("server sockets: " + " | ".join(" ".join(l.split()) for l in ss.splitlines())[:1500])
+    except Exception as e:  # noqa: BLE001 - diagnostics only
+        c.result.note("no diagnostics: %s" % e)
 
 
 def case_poison(c, policy="park"):

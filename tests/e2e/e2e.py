@@ -30,6 +30,7 @@ class Ctx:
         self.writers = writers
         self.rate = rate
         self.run_id = "%x" % (int(time.time()) % 0xFFFFFF)
+        self.case_seq = 0
 
 
 def plan(quick, soak_seconds):

@@ -242,6 +242,14 @@ class Net:
 
 # ---------------------------------------------------------------- the relay
 
+def _allow_core():
+    import resource
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass
+
+
 _relay_seq = [0]
 _live_relays = set()
 
@@ -259,8 +267,9 @@ class Relay:
         kw = {}
         if RELAY_USER and os.geteuid() == 0:
             kw["user"] = user or RELAY_USER
+        os.chmod(LOG_DIR, 0o1777)  # the relay's working directory: a crash leaves its core file here
         self.proc = subprocess.Popen(self.args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, **kw)
+                                     start_new_session=True, cwd=LOG_DIR, preexec_fn=_allow_core, **kw)
         logf.close()
         self.started = time.time()
         self.stopped_at = None
