@@ -43,8 +43,8 @@ int main(int argc, char** argv) {
   try {
     bench::Args a(argc, argv);
     const bool dbz = a.str("layout", "default") == "debezium";
-    const auto layout = dbz ? outbox_relay::core::Layout::debezium_layout()
-                            : outbox_relay::core::Layout::default_layout();
+    const auto layout =
+        dbz ? outbox_relay::core::Layout::debezium_layout() : outbox_relay::core::Layout::default_layout();
     const std::string table = a.str("table", dbz ? "dbz_outbox" : "outbox");
     const long batch = static_cast<long>(a.num("batch-size", 1000));
     const double timeout = a.real("timeout", 600);
@@ -69,7 +69,9 @@ int main(int argc, char** argv) {
       }
       PQclear(r);
     }
-    auto has = [&](const std::string& col) { return std::find(present.begin(), present.end(), col) != present.end(); };
+    auto has = [&](const std::string& col) {
+      return std::find(present.begin(), present.end(), col) != present.end();
+    };
     std::string select = "SELECT ";
     bool first = true;
     for (const auto& col : layout.columns()) {
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {
     // --order qualified: the proposed fix. The relay's unqualified ORDER BY names the output column
     // `id::text AS id`, so PostgreSQL sorts every pending row as text instead of walking the id index.
     const std::string order = a.str("order") == "qualified" ? qt + "." + id : id;
-    select += " FROM " + qt + " WHERE true" + pending + " ORDER BY " + order + " LIMIT $1 FOR UPDATE SKIP LOCKED";
+    select +=
+        " FROM " + qt + " WHERE true" + pending + " ORDER BY " + order + " LIMIT $1 FOR UPDATE SKIP LOCKED";
     std::string done = "DELETE FROM " + qt + " WHERE " + id + " = ANY($1::" + id_type + "[])";
     // The exact statements the relay prepared (the harness reads them from pg_stat_activity).
     if (!a.str("claim-sql").empty()) select = a.str("claim-sql");
@@ -141,9 +144,11 @@ int main(int argc, char** argv) {
       if (ch == '"' || ch == '\\') esc += '\\';
       esc += ch;
     }
-    std::printf("{\"events\": %lld, \"batches\": %lld, \"elapsed_s\": %.3f, \"rate\": %.1f, \"timed_out\": %s, \"sql\": \"%s\"}\n",
-                static_cast<long long>(events), static_cast<long long>(batches), elapsed,
-                static_cast<double>(events) / elapsed, timed_out ? "true" : "false", esc.c_str());
+    std::printf(
+        "{\"events\": %lld, \"batches\": %lld, \"elapsed_s\": %.3f, \"rate\": %.1f, \"timed_out\": %s, "
+        "\"sql\": \"%s\"}\n",
+        static_cast<long long>(events), static_cast<long long>(batches), elapsed,
+        static_cast<double>(events) / elapsed, timed_out ? "true" : "false", esc.c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_claim: %s\n", e.what());

@@ -82,7 +82,9 @@ inline std::string payload(uint64_t id, int64_t ts, std::size_t bytes) {
 }
 
 // A unique event number: the writer (connection) in the top bits, its sequence number below.
-inline uint64_t event_id(unsigned writer, uint64_t seq) { return (static_cast<uint64_t>(writer + 1) << 40) | seq; }
+inline uint64_t event_id(unsigned writer, uint64_t seq) {
+  return (static_cast<uint64_t>(writer + 1) << 40) | seq;
+}
 
 // Parses the decimal digits of a record key ("123" or, from Debezium's JSON key format, "\"123\"").
 inline bool parse_event_id(const char* p, std::size_t n, uint64_t& out) {

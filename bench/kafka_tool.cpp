@@ -149,13 +149,15 @@ int cmd_consume(const bench::Args& a) {
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(parts.size()));
   for (auto p : parts) {
     int64_t lo = 0, hi = 0;
-    if (rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi, 10000) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
       throw std::runtime_error("could not read the end offsets of \"" + topic + "\"");
     }
     rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = hi;
   }
   rd_kafka_poll_set_consumer(rk.get());
-  if (rd_kafka_assign(rk.get(), list) != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error("assign failed");
+  if (rd_kafka_assign(rk.get(), list) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw std::runtime_error("assign failed");
   rd_kafka_topic_partition_list_destroy(list);
   std::printf("ready\n");
   std::fflush(stdout);
@@ -165,7 +167,8 @@ int cmd_consume(const bench::Args& a) {
   std::vector<std::pair<uint64_t, int64_t>> seen;
   seen.reserve(static_cast<size_t>(expect > 0 ? expect : 1 << 20));
   int64_t unparsed = 0, first = 0, last = 0;
-  while (!g_stop.load() && bench::now_ns() < deadline && (expect == 0 || static_cast<int64_t>(seen.size()) < expect)) {
+  while (!g_stop.load() && bench::now_ns() < deadline &&
+         (expect == 0 || static_cast<int64_t>(seen.size()) < expect)) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
     if (m == nullptr) continue;
     const int64_t t = bench::now_ns();
@@ -230,7 +233,7 @@ std::atomic<int64_t> g_delivered{0}, g_failed{0}, g_last_dr{0};
 
 int cmd_produce(const bench::Args& a) {
   auto props = outbox_relay::kafka::producer_properties(a.need("brokers"),
-                                                         outbox_relay::kafka::parse_overrides(a.xprops()));
+                                                        outbox_relay::kafka::parse_overrides(a.xprops()));
   auto rk = make_client(RD_KAFKA_PRODUCER, props, [](rd_kafka_t*, const rd_kafka_message_t* m, void*) {
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       g_delivered.fetch_add(1);
@@ -256,10 +259,11 @@ int cmd_produce(const bench::Args& a) {
     rd_kafka_header_add(h, "id", 2, id.data(), static_cast<ssize_t>(id.size()));
     rd_kafka_header_add(h, "event_type", 10, "OrderCreated", 12);
     for (;;) {
-      const auto e = rd_kafka_producev(rk.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                                       RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+      const auto e =
+          rd_kafka_producev(rk.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                            RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
       if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
       if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk.get(), 10);
@@ -277,12 +281,15 @@ int cmd_produce(const bench::Args& a) {
   const int64_t end = g_last_dr.load();
   rusage ru1{};
   getrusage(RUSAGE_SELF, &ru1);
-  auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  auto secs = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
   const double cpu = secs(ru1.ru_utime) - secs(ru0.ru_utime) + secs(ru1.ru_stime) - secs(ru0.ru_stime);
   rd_kafka_topic_destroy(rkt);
   const double elapsed = static_cast<double>(end - start) / 1e9;
   std::printf(
-      "{\"events\": %lld, \"failed\": %lld, \"elapsed_s\": %.3f, \"rate\": %.1f, \"cpu_s\": %.3f, \"maxrss_kb\": "
+      "{\"events\": %lld, \"failed\": %lld, \"elapsed_s\": %.3f, \"rate\": %.1f, \"cpu_s\": %.3f, "
+      "\"maxrss_kb\": "
       "%ld}\n",
       static_cast<long long>(g_delivered.load()), static_cast<long long>(g_failed.load()), elapsed,
       static_cast<double>(g_delivered.load()) / elapsed, cpu, ru1.ru_maxrss);
@@ -292,7 +299,8 @@ int cmd_produce(const bench::Args& a) {
 int cmd_count(const bench::Args& a) {
   auto rk = make_client(RD_KAFKA_PRODUCER, base_props(a));
   const std::string topic = a.need("topic");
-  std::printf("{\"count\": %lld}\n", static_cast<long long>(high_watermarks(rk.get(), topic, partitions(rk.get(), topic))));
+  std::printf("{\"count\": %lld}\n",
+              static_cast<long long>(high_watermarks(rk.get(), topic, partitions(rk.get(), topic))));
   return 0;
 }
 

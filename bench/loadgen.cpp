@@ -39,7 +39,7 @@ struct Config {
 
 struct WriterResult {
   std::vector<std::pair<uint64_t, int64_t>> commits;  // (event id, commit-returned ns)
-  std::vector<int64_t> txn_ns;                         // commit round trip of each transaction
+  std::vector<int64_t> txn_ns;                        // commit round trip of each transaction
   int64_t events = 0;
   std::string error;
 };
@@ -49,8 +49,8 @@ std::string build_txn(const Config& c, unsigned writer, uint64_t first_seq, int6
   std::string sql = "BEGIN;INSERT INTO orders (customer, amount) VALUES ";
   for (int64_t i = 0; i < n; ++i) {
     if (i > 0) sql += ',';
-    sql += "('c" + std::to_string(writer) + "'," + std::to_string(10 + (first_seq + static_cast<uint64_t>(i)) % 90) +
-           ".50)";
+    sql += "('c" + std::to_string(writer) + "'," +
+           std::to_string(10 + (first_seq + static_cast<uint64_t>(i)) % 90) + ".50)";
   }
   if (c.debezium) {
     sql += ";INSERT INTO " + c.table + " (id, aggregatetype, aggregateid, type, payload) VALUES ";
@@ -85,7 +85,8 @@ void writer_loop(const Config& c, unsigned idx, int64_t quota, int64_t start_ns,
     const int64_t n = quota > 0 ? std::min<int64_t>(c.per_txn, quota - out.events) : c.per_txn;
     if (n <= 0) break;
     if (txn_interval_ns > 0) {
-      const auto due = start_ns + static_cast<int64_t>(offset_ns + txn_interval_ns * static_cast<double>(txn));
+      const auto due =
+          start_ns + static_cast<int64_t>(offset_ns + txn_interval_ns * static_cast<double>(txn));
       if (due >= deadline || bench::now_ns() >= deadline) break;  // late writers do not run over
       const int64_t wait = due - bench::now_ns();
       if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
@@ -101,7 +102,8 @@ void writer_loop(const Config& c, unsigned idx, int64_t quota, int64_t start_ns,
     PQclear(r);
     if (!ok) break;
     out.txn_ns.push_back(t1 - t0);
-    for (int64_t i = 0; i < n; ++i) out.commits.emplace_back(bench::event_id(writer, seq + static_cast<uint64_t>(i)), t1);
+    for (int64_t i = 0; i < n; ++i)
+      out.commits.emplace_back(bench::event_id(writer, seq + static_cast<uint64_t>(i)), t1);
     seq += static_cast<uint64_t>(n);
     out.events += n;
   }
@@ -138,7 +140,8 @@ int main(int argc, char** argv) {
     const int64_t start = bench::now_ns() + 20'000'000;  // let every writer connect first
     for (unsigned i = 0; i < c.connections; ++i) {
       int64_t quota = 0;
-      if (c.count > 0) quota = c.count / c.connections + (i < static_cast<unsigned>(c.count % c.connections) ? 1 : 0);
+      if (c.count > 0)
+        quota = c.count / c.connections + (i < static_cast<unsigned>(c.count % c.connections) ? 1 : 0);
       threads.emplace_back([&, i, quota] { writer_loop(c, i, quota, start, results[i]); });
     }
     for (auto& t : threads) t.join();
