@@ -106,6 +106,7 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
 
   std::string mode = "poll", on_sent = "delete", on_poison = "park";
   std::string poll_interval = "1s", drain_timeout = "10s", heartbeat = "10s", status_interval = "1s";
+  std::string session_timeout = "60s";
   std::vector<std::string> xprops;
 
   std::string retention, stats_interval = "5s", db_password_file;
@@ -133,6 +134,10 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
   opt("batch-size", o.batch_size, "Most events claimed and published per batch")
       ->check(CLI::Range(1, 100000));
   opt("poll-interval", poll_interval, "Longest wait between polls when no NOTIFY arrives");
+  opt("session-timeout", session_timeout,
+      "Poll mode: the server ends a dead, paused or partitioned relay's session (and frees its claim and "
+      "lead "
+      "for a standby) after this; keep it above message.timeout.ms (30s)");
   opt("on-sent", on_sent, "What to do with a published row: delete it, or mark it (set sent_at)")
       ->check(CLI::IsMember({"delete", "mark"}));
   opt("drain-timeout", drain_timeout, "On SIGTERM, how long to wait for in-flight deliveries");
@@ -253,6 +258,7 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
     }
   }
   o.poll_interval = duration_flag("--poll-interval", poll_interval, std::chrono::milliseconds(10));
+  o.session_timeout = duration_flag("--session-timeout", session_timeout, std::chrono::milliseconds(5000));
   o.drain_timeout = duration_flag("--drain-timeout", drain_timeout, std::chrono::milliseconds(0));
   o.heartbeat_interval = duration_flag("--heartbeat-interval", heartbeat, std::chrono::milliseconds(100));
   o.status_interval = duration_flag("--status-interval", status_interval, std::chrono::milliseconds(100));

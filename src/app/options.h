@@ -33,6 +33,7 @@ struct Options {
   std::vector<std::string> header_columns;  // "column[:header]" additional placements
   std::size_t batch_size = 1000;
   std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds session_timeout{60000};
   std::chrono::milliseconds drain_timeout{10000};
   pg::OnSent on_sent = pg::OnSent::kDelete;
   bool exit_when_idle = false;

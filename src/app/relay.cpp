@@ -68,6 +68,7 @@ std::unique_ptr<core::OutboxSource> make_source(const Options& o) {
   c.shard_count = o.shard_count;
   c.skip_blocked_keys = o.on_poison == core::PoisonPolicy::kBlock;
   c.order_column = o.order_by;
+  c.session_timeout = o.session_timeout;
   return std::make_unique<pg::PollSource>(std::move(c), std::move(router));
 }
 
