@@ -29,7 +29,14 @@ std::unique_ptr<pqxx::connection> connect_side(const std::string& conninfo,
                                                std::chrono::milliseconds statement_timeout) {
   try {
     auto c = std::make_unique<pqxx::connection>(
-        with_defaults(conninfo, {{"application_name", application_name}, {"connect_timeout", "5"}}));
+        // Client-side bounds too: a query on a link that went silent must fail, not block its thread (and
+        // shutdown, which joins it) until TCP gives up after ~15 minutes.
+        with_defaults(conninfo, {{"application_name", application_name},
+                                 {"connect_timeout", "5"},
+                                 {"keepalives_idle", "10"},
+                                 {"keepalives_interval", "5"},
+                                 {"keepalives_count", "3"},
+                                 {"tcp_user_timeout", "30000"}}));
     pqxx::nontransaction n(*c);
     n.exec("SET statement_timeout = " + std::to_string(statement_timeout.count()));
     return c;

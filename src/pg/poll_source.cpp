@@ -58,12 +58,14 @@ std::string PollSource::describe() const {
 void PollSource::open() {
   close();
   try {
-    conn_ = std::make_unique<pqxx::connection>(
-        with_defaults(config_.conninfo, {{"application_name", "outbox-relay"},
-                                         {"connect_timeout", "10"},
-                                         {"keepalives_idle", "10"},
-                                         {"keepalives_interval", "5"},
-                                         {"keepalives_count", "3"}}));
+    conn_ = std::make_unique<pqxx::connection>(with_defaults(
+        config_.conninfo, {{"application_name", "outbox-relay"},
+                           {"connect_timeout", "10"},
+                           {"keepalives_idle", "10"},
+                           {"keepalives_interval", "5"},
+                           {"keepalives_count", "3"},
+                           // a statement on a silent link fails instead of blocking ~15 min
+                           {"tcp_user_timeout", std::to_string(config_.session_timeout.count())}}));
     inspect_table();
     prepare_statements();
     {

@@ -267,9 +267,18 @@ def case_sigstop_short(c, pause=5.0):
     c.finish()
 
 
-def case_sigstop_lease(c, idle=False, extra_hold=15.0):
+def _lease_args(c, lease):
+    """Poll mode: a shorter lease through --session-timeout (WAL: the server's wal_sender_timeout, 60 s)."""
+    if lease and c.mode == "poll":
+        c.extra_relay_args = ["--session-timeout", "%ds" % lease]
+        return float(lease)
+    return LEASE
+
+
+def case_sigstop_lease(c, idle=False, extra_hold=15.0, lease=None):
     """Pause the leader past the lease (with a standby). Busy: at a random point under load. Idle: while it
     waits for NOTIFY with nothing to do, so its session is idle (not in a transaction)."""
+    lease = _lease_args(c, lease)
     c.start_relay("a")
     c.start_relay("b", wait_leading=False)
     c.start_load()
@@ -296,12 +305,12 @@ def case_sigstop_lease(c, idle=False, extra_hold=15.0):
         c.load.pause(False)
     took = None
     try:
-        wait_until(lambda: b.is_leading(b_off), LEASE + extra_hold, "standby to take over")
+        wait_until(lambda: b.is_leading(b_off), lease + extra_hold, "standby to take over")
         took = time.time() - t0
         c.result.takeovers.append(took)
     except E2EError:
         c.result.fail("promise 4: the standby did not take over within %.0fs of the leader being paused %s" % (
-            LEASE + extra_hold, "while idle" if idle else "under load"))
+            lease + extra_hold, "while idle" if idle else "under load"))
     a_off = a.log_size()
     t1 = time.time()
     a.signal(signal.SIGCONT)
@@ -473,10 +482,11 @@ def _group_leader(c, slots):
     return ls[-1] if ls else None
 
 
-def case_net_pg_ha(c, extra_hold=15.0):
+def case_net_pg_ha(c, extra_hold=15.0, lease=None):
     """Cut the leader off PostgreSQL past the lease (its standby, another user, keeps its link): the
     server must end the leader's session so the standby takes over; after the link is back the old leader
     stands by and publishes nothing new."""
+    lease = _lease_args(c, lease)
     c.start_relay("a")
     c.start_relay("b", wait_leading=False, user="nobody")
     c.start_load()
@@ -489,13 +499,13 @@ def case_net_pg_ha(c, extra_hold=15.0):
     net.cut("pg")
     took = None
     try:
-        wait_until(lambda: b.is_leading(b_off), LEASE + extra_hold, "standby to take over")
+        wait_until(lambda: b.is_leading(b_off), lease + extra_hold, "standby to take over")
         took = time.time() - t0
         c.result.takeovers.append(took)
         c.result.note("takeover after the leader lost PostgreSQL: %.1fs" % took)
     except E2EError:
         c.result.fail("promise 4: the standby did not take over within %.0fs of the leader losing PostgreSQL" % (
-            LEASE + extra_hold))
+            lease + extra_hold))
         _diagnose_sessions(c)
     finally:
         a_off = a.log_size()
