@@ -2,7 +2,7 @@
 # The local demo: PostgreSQL + Kafka + the relay + an order writer + a mail-service consumer.
 #   scripts/demo.sh [--orders N] [--mode poll|wal] [--keep]
 # The writer inserts each order and its `order-created` event in ONE transaction (every fifth one is
-# rolled back, and never published); the relay publishes committed events to topic outbox.order; the
+# rolled back, and never published); the relay publishes committed events to topic shop.orders.<time>; the
 # consumer sends one "mail" per event, deduplicating with the inbox table. --keep leaves the services up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,15 +27,15 @@ scripts/pg.sh psql -c "DROP DATABASE IF EXISTS shop WITH (FORCE)" -c "CREATE DAT
 DB="postgresql://postgres:postgres@127.0.0.1:${PG_PORT:-54329}/shop"
 build/outbox-relay migrate --db-url "$DB"
 PGPASSWORD=postgres psql -X -q "$DB" -c "CREATE TABLE orders (id bigserial PRIMARY KEY, customer text NOT NULL, total numeric NOT NULL)"
-topic="outbox.order"
+topic="shop.orders.$(date +%s)"  # a fresh topic per run, so the mailer sees only this run's orders
 
 echo "== relay ($mode mode)"
-build/outbox-relay --db-url "$DB" --kafka-brokers "$BROKERS" --mode "$mode" --log-level info &
+build/outbox-relay --db-url "$DB" --kafka-brokers "$BROKERS" --mode "$mode" --topic-template "$topic" --log-level info &
 relay=$!
 
 echo "== mail service (consumer)"
 expected=$((orders - orders / 5))
-build/outbox-relay-demo-consumer --brokers "$BROKERS" --db-url "$DB" --topic "$topic" --count "$expected" --idle 60 &
+build/examples/outbox-relay-demo-consumer --brokers "$BROKERS" --db-url "$DB" --topic "$topic" --count "$expected" --idle 60 &
 consumer=$!
 
 echo "== writing $orders orders (every fifth transaction rolls back)"
