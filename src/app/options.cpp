@@ -73,11 +73,13 @@ std::vector<kafka::Property> Options::producer_properties() const {
 core::DispatcherConfig Options::dispatcher_config() const {
   core::DispatcherConfig c;
   c.batch_size = batch_size;
+  c.batch_bytes = batch_bytes;
   c.poll_interval = poll_interval;
   c.drain_timeout = drain_timeout;
   c.exit_when_idle = exit_when_idle;
   c.on_poison = on_poison;
   c.dlq_topic = dlq_topic;
+  c.pipeline = pipeline;
   return c;
 }
 
@@ -104,7 +106,7 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
   app.set_version_flag("--version", std::string("outbox-relay ") + OUTBOX_RELAY_VERSION);
   app.get_formatter()->column_width(34);
 
-  std::string mode = "poll", on_sent = "delete", on_poison = "park";
+  std::string mode = "poll", on_sent = "delete", on_poison = "park", pipeline = "on", batch_bytes = "2MiB";
   std::string poll_interval = "1s", drain_timeout = "10s", heartbeat = "10s", status_interval = "1s";
   std::string session_timeout = "60s";
   std::vector<std::string> xprops;
@@ -133,6 +135,8 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
   opt("header-column", o.header_columns, "Also send COLUMN as a header, COLUMN[:HEADER] (repeatable)");
   opt("batch-size", o.batch_size, "Most events claimed and published per batch")
       ->check(CLI::Range(1, 100000));
+  opt("batch-bytes", batch_bytes,
+      "Also bound a batch to about this many bytes of records (learned from the sizes seen; 0B: no bound)");
   opt("poll-interval", poll_interval, "Longest wait between polls when no NOTIFY arrives");
   opt("session-timeout", session_timeout,
       "Poll mode: the server ends a dead, paused or partitioned relay's session (and frees its claim and "
@@ -140,6 +144,10 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
       "for a standby) after this; keep it above message.timeout.ms (30s)");
   opt("on-sent", on_sent, "What to do with a published row: delete it, or mark it (set sent_at)")
       ->check(CLI::IsMember({"delete", "mark"}));
+  opt("pipeline", pipeline,
+      "Claim and send the next batch while the previous one awaits Kafka's acknowledgements (poll mode: "
+      "a second database session); off: one batch at a time")
+      ->check(CLI::IsMember({"on", "off"}));
   opt("drain-timeout", drain_timeout, "On SIGTERM, how long to wait for in-flight deliveries");
   app.add_flag("--exit-when-idle", o.exit_when_idle, "Exit 0 once no unsent event is left")
       ->envname(env("exit-when-idle"));
@@ -238,6 +246,7 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
     o.retention = duration_flag("--retention", retention, std::chrono::milliseconds(1000));
   o.mode = mode == "wal" ? Mode::kWal : Mode::kPoll;
   o.on_sent = on_sent == "mark" ? pg::OnSent::kMark : pg::OnSent::kDelete;
+  o.pipeline = pipeline == "on";
   o.on_poison = on_poison == "dlq"     ? core::PoisonPolicy::kDlq
                 : on_poison == "block" ? core::PoisonPolicy::kBlock
                                        : core::PoisonPolicy::kPark;
@@ -258,6 +267,11 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
     }
   }
   o.poll_interval = duration_flag("--poll-interval", poll_interval, std::chrono::milliseconds(10));
+  try {
+    o.batch_bytes = core::parse_size(batch_bytes);
+  } catch (const std::invalid_argument& e) {
+    throw core::ConfigError(std::string("--batch-bytes: ") + e.what());
+  }
   o.session_timeout = duration_flag("--session-timeout", session_timeout, std::chrono::milliseconds(5000));
   o.drain_timeout = duration_flag("--drain-timeout", drain_timeout, std::chrono::milliseconds(0));
   o.heartbeat_interval = duration_flag("--heartbeat-interval", heartbeat, std::chrono::milliseconds(100));

@@ -31,12 +31,14 @@ struct Options {
   std::string route_by_column;              // empty: the layout's default
   std::string order_by;                     // poll mode claim order; empty: the id column
   std::vector<std::string> header_columns;  // "column[:header]" additional placements
-  std::size_t batch_size = 1000;
+  std::size_t batch_size = 2000;
+  std::size_t batch_bytes = 2u << 20;  // --batch-bytes
   std::chrono::milliseconds poll_interval{1000};
   std::chrono::milliseconds session_timeout{60000};
   std::chrono::milliseconds drain_timeout{10000};
   pg::OnSent on_sent = pg::OnSent::kDelete;
   bool exit_when_idle = false;
+  bool pipeline = true;  // --pipeline: next batch sent while the previous one is in flight
   core::PoisonPolicy on_poison = core::PoisonPolicy::kPark;
   int shard_index = 0;
   int shard_count = 1;

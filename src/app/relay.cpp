@@ -69,6 +69,8 @@ std::unique_ptr<core::OutboxSource> make_source(const Options& o) {
   c.skip_blocked_keys = o.on_poison == core::PoisonPolicy::kBlock;
   c.order_column = o.order_by;
   c.session_timeout = o.session_timeout;
+  // block policy sends in waves, one batch at a time: a second session would only hold a connection
+  c.pipeline = o.pipeline && o.on_poison != core::PoisonPolicy::kBlock;
   return std::make_unique<pg::PollSource>(std::move(c), std::move(router));
 }
 

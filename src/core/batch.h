@@ -1,6 +1,7 @@
 #pragma once
 // A batch: what one fetch returns, published together and committed together.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct Batch {
   std::vector<RejectedRow> rejected;    // poison before sending; parked by the source on commit
   // WAL mode: the end LSN of the last complete transaction in the batch (0 in poll mode).
   uint64_t end_position = 0;
+  // The source's own bookkeeping (poll mode: which of its sessions holds the claim); the dispatcher
+  // leaves it alone.
+  std::size_t source_tag = 0;
 
   [[nodiscard]] bool empty() const { return messages.empty() && rejected.empty(); }
   [[nodiscard]] std::size_t size() const { return messages.size() + rejected.size(); }

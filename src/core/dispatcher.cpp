@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -36,43 +37,51 @@ Outcome Dispatcher::run() {
       return Outcome::kIdle;
     }
   }
+  if (ahead_) step();  // a batch sent before the stop: drain it and commit what was acknowledged
   return Outcome::kStopped;
 }
 
+bool Dispatcher::pipelined() const {
+  return config_.pipeline && config_.on_poison != PoisonPolicy::kBlock && source_.pipeline_depth() >= 2;
+}
+
 StepResult Dispatcher::step() {
-  Batch batch;
-  bool fetched = false;
-  const auto step_started = waiter_.now();
+  std::optional<InFlight> next;
   try {
     if (!open_) {
       source_.open();
       open_ = true;
       metrics_.source_connected.store(true);
     }
-    batch = source_.fetch(config_.batch_size, config_.exit_when_idle ? Millis(0) : config_.poll_interval);
-    fetched = true;
-    metrics_.leader.store(source_.leader());
-    last_fetch_empty_ = batch.empty();
-    if (batch.empty()) {
-      on_success();
-      return StepResult::kIdle;
+    if (!ahead_) {
+      const auto started = waiter_.now();
+      auto batch = source_.fetch(fetch_limit(), config_.exit_when_idle ? Millis(0) : config_.poll_interval);
+      metrics_.leader.store(source_.leader());
+      last_fetch_empty_ = batch.empty();
+      if (batch.empty()) {
+        on_success();
+        return StepResult::kIdle;
+      }
+      ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}});
+      start(*ahead_);
     }
-    const auto fetched_at = waiter_.now();
-    publish(batch);
-    if (config_.on_poison == PoisonPolicy::kDlq) dead_letter(batch);
-    const auto published_at = waiter_.now();
-    source_.commit(batch, deliveries_);
-    record(batch);
-    if (spdlog::should_log(spdlog::level::debug)) {
-      auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-      spdlog::debug("batch of {}: fetched in {:.1f} ms, published in {:.1f} ms, committed in {:.1f} ms",
-                    batch.size(), ms(fetched_at - step_started), ms(published_at - fetched_at),
-                    ms(waiter_.now() - published_at));
+    if (pipelined() && !stop_.load()) {
+      // The next batch is claimed and sent while this one waits for its acknowledgements. Kafka keeps
+      // one partition's records in send order (idempotent producer), so per-key order holds.
+      const auto started = waiter_.now();
+      auto batch = source_.fetch(fetch_limit(), Millis(0));
+      if (!batch.empty()) {
+        next.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}});
+        start(*next);
+      }
     }
+    finish(*ahead_);
   } catch (const TransientError& e) {
-    // Reports still due must not land in deliveries_ once it is reused for the next batch.
+    // Reports still due must not land in arrays that are about to go away.
     publisher_.abort();
-    if (fetched) source_.abandon(batch);
+    if (next) source_.abandon(next->batch);
+    if (ahead_) source_.abandon(ahead_->batch);
+    ahead_.reset();
     source_.close();
     open_ = false;
     metrics_.source_connected.store(false);
@@ -82,31 +91,69 @@ StepResult Dispatcher::step() {
     publisher_.abort();  // fatal or config error: nothing in flight may outlive this batch's bookkeeping
     throw;
   }
-  bool retriable = false;
-  for (const auto& d : deliveries_) retriable = retriable || d.status == DeliveryStatus::kRetriable;
-  if (retriable) {
-    std::string cause;
-    for (const auto& d : deliveries_) {
-      if (d.status == DeliveryStatus::kRetriable) {
-        cause = d.error;
-        break;
-      }
+  const InFlight done = std::move(*ahead_);
+  ahead_ = std::move(next);
+  for (const auto& d : done.deliveries) {
+    // kPending: given up on (the publisher was aborted), which also dropped the next batch's reports.
+    if (d.status != DeliveryStatus::kRetriable && d.status != DeliveryStatus::kPending) continue;
+    // The events after a failed one go out again with it, in order: the batch sent behind it is
+    // recalled too (what of it reached Kafka is sent again, with the same ids).
+    if (ahead_) {
+      publisher_.abort();
+      source_.abandon(ahead_->batch);
+      ahead_.reset();
     }
-    on_transient("could not deliver every event of the batch: " + cause);
+    on_transient("could not deliver every event of the batch: " +
+                 (d.error.empty() ? std::string("no acknowledgement in time") : d.error));
     return StepResult::kRetrying;
   }
   on_success();
   return StepResult::kPublished;
 }
 
-void Dispatcher::publish(const Batch& batch) {
-  deliveries_.assign(batch.messages.size(), Delivery{});
-  if (config_.on_poison != PoisonPolicy::kBlock) {
-    publisher_.send(batch.messages, deliveries_);
-    wait_for_deliveries(deliveries_.size());
-    return;
+std::size_t Dispatcher::fetch_limit() const {
+  if (config_.batch_bytes == 0) return config_.batch_size;
+  // Before any size is known, a moderate first batch: 1 KiB per event.
+  const double per_event = bytes_per_event_ > 0 ? bytes_per_event_ : 1024.0;
+  const auto n = static_cast<std::size_t>(static_cast<double>(config_.batch_bytes) / per_event);
+  return std::clamp<std::size_t>(n, 1, config_.batch_size);
+}
+
+void Dispatcher::learn_sizes(const Batch& batch) {
+  if (batch.messages.empty()) return;
+  std::size_t bytes = 0;
+  for (const auto& m : batch.messages) {
+    bytes += m.topic.size() + (m.key ? m.key->size() : 0) + (m.value ? m.value->size() : 0);
+    for (const auto& [k, v] : m.headers) bytes += k.size() + v.size();
   }
-  publish_in_waves(batch);
+  const double avg = static_cast<double>(bytes) / static_cast<double>(batch.messages.size());
+  bytes_per_event_ = bytes_per_event_ > 0 ? 0.5 * bytes_per_event_ + 0.5 * avg : avg;
+}
+
+// Sends a fetched batch: asynchronously, or (block policy) wave by wave until it is settled.
+void Dispatcher::start(InFlight& f) {
+  learn_sizes(f.batch);
+  f.deliveries.assign(f.batch.messages.size(), Delivery{});
+  if (config_.on_poison == PoisonPolicy::kBlock) {
+    publish_in_waves(f);
+  } else {
+    publisher_.send(f.batch.messages, f.deliveries);
+  }
+}
+
+// Waits for the batch's deliveries, dead-letters its poison (dlq policy) and commits its outcome.
+void Dispatcher::finish(InFlight& f) {
+  wait_for(f.deliveries);
+  if (config_.on_poison == PoisonPolicy::kDlq) dead_letter(f);
+  f.sent = waiter_.now();
+  source_.commit(f.batch, f.deliveries);
+  record(f);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    spdlog::debug("batch of {}: fetched in {:.1f} ms, published in {:.1f} ms, committed in {:.1f} ms",
+                  f.batch.size(), ms(f.fetched - f.started), ms(f.sent - f.fetched),
+                  ms(waiter_.now() - f.sent));
+  }
 }
 
 // Block policy: an aggregate's later events must not leave while an earlier one is poison, also when
@@ -115,7 +162,8 @@ void Dispatcher::publish(const Batch& batch) {
 // the next is sent, and a key whose event was poison (or failed for now, or was a malformed row) has
 // its later events held (kDeferred): they stay unsent and the source skips the key while its poison
 // event stays parked. Costs one round trip per event of the busiest key in the batch.
-void Dispatcher::publish_in_waves(const Batch& batch) {
+void Dispatcher::publish_in_waves(InFlight& f) {
+  const auto& batch = f.batch;
   const auto n = batch.messages.size();
   std::map<std::string, std::pair<std::size_t, std::string>> held;  // key -> (first held index, why)
   for (const auto& r : batch.rejected) {
@@ -133,7 +181,7 @@ void Dispatcher::publish_in_waves(const Batch& batch) {
       if (m.key) {
         auto h = held.find(*m.key);
         if (h != held.end() && i >= h->second.first) {
-          deliveries_[i] = {DeliveryStatus::kDeferred, h->second.second, -1, -1};
+          f.deliveries[i] = {DeliveryStatus::kDeferred, h->second.second, -1, -1};
           settled[i] = true;
           continue;
         }
@@ -144,13 +192,11 @@ void Dispatcher::publish_in_waves(const Batch& batch) {
     }
     if (wave.empty()) return;
     std::vector<Delivery> out(wave.size());
-    std::swap(deliveries_, out);
-    publisher_.send(wave, deliveries_);
-    wait_for_deliveries(deliveries_.size());
-    std::swap(deliveries_, out);
+    publisher_.send(wave, out);
+    wait_for(out);
     for (std::size_t j = 0; j < index.size(); ++j) {
       const auto i = index[j];
-      deliveries_[i] = out[j];
+      f.deliveries[i] = out[j];
       settled[i] = true;
       const auto& m = batch.messages[i];
       if (m.key && out[j].status != DeliveryStatus::kAcked) {
@@ -159,23 +205,25 @@ void Dispatcher::publish_in_waves(const Batch& batch) {
     }
     if (stop_.load()) {  // draining: what was not sent yet stays unsent
       for (std::size_t i = 0; i < n; ++i) {
-        if (!settled[i]) deliveries_[i] = {DeliveryStatus::kDeferred, "not sent: stopping", -1, -1};
+        if (!settled[i]) f.deliveries[i] = {DeliveryStatus::kDeferred, "not sent: stopping", -1, -1};
       }
       return;
     }
   }
 }
 
-void Dispatcher::wait_for_deliveries(std::size_t count) {
-  if (count == 0) return;
+// Waits until every delivery in `out` is final; past the drain deadline (after a stop request) or the
+// delivery timeout it gives up on everything in flight, which then stays unsent.
+void Dispatcher::wait_for(std::span<const Delivery> out) {
+  if (out.empty()) return;
   const auto started = waiter_.now();
   std::optional<Clock::time_point> drain_deadline;
-  while (!publisher_.await(Millis(100))) {
+  while (!publisher_.await(out, Millis(100))) {
     source_.service();
     const auto now = waiter_.now();
     if (stop_.load() && !drain_deadline) {
       drain_deadline = now + config_.drain_timeout;
-      spdlog::info("draining {} in-flight events (up to {} ms)", count, config_.drain_timeout.count());
+      spdlog::info("draining in-flight events (up to {} ms)", config_.drain_timeout.count());
     }
     if ((drain_deadline && now >= *drain_deadline) || now - started >= config_.delivery_timeout) {
       spdlog::warn("giving up on in-flight events after {} ms; they stay unsent and will be published again",
@@ -189,9 +237,11 @@ void Dispatcher::wait_for_deliveries(std::size_t count) {
 // Sends every poison message (and every row that could not be mapped) to the dead-letter topic, with
 // the reason and origin in headers. One that the DLQ does not acknowledge becomes retriable instead of
 // parked, so it is not marked done before it is somewhere durable.
-void Dispatcher::dead_letter(const Batch& batch) {
+void Dispatcher::dead_letter(InFlight& f) {
+  const auto& batch = f.batch;
+  auto& deliveries = f.deliveries;
   std::vector<OutboxMessage> dlq;
-  std::vector<std::size_t> origin;  // index into deliveries_ (SIZE_MAX for rejected rows)
+  std::vector<std::size_t> origin;  // index into deliveries (SIZE_MAX for rejected rows)
   auto add = [&](OutboxMessage m, const std::string& error, std::size_t idx) {
     m.headers.emplace_back("dlq.error", error);
     m.headers.emplace_back("dlq.original.topic", m.topic);
@@ -200,7 +250,7 @@ void Dispatcher::dead_letter(const Batch& batch) {
     origin.push_back(idx);
   };
   for (std::size_t i = 0; i < batch.messages.size(); ++i) {
-    if (deliveries_[i].status == DeliveryStatus::kPoison) add(batch.messages[i], deliveries_[i].error, i);
+    if (deliveries[i].status == DeliveryStatus::kPoison) add(batch.messages[i], deliveries[i].error, i);
   }
   for (const auto& r : batch.rejected) {
     OutboxMessage m;
@@ -213,28 +263,26 @@ void Dispatcher::dead_letter(const Batch& batch) {
   }
   if (dlq.empty()) return;
   std::vector<Delivery> dlq_deliveries(dlq.size());
-  std::swap(deliveries_, dlq_deliveries);  // wait_for_deliveries works on deliveries_
-  publisher_.send(dlq, deliveries_);
-  wait_for_deliveries(deliveries_.size());
-  std::swap(deliveries_, dlq_deliveries);
+  publisher_.send(dlq, dlq_deliveries);
+  wait_for(dlq_deliveries);
   for (std::size_t j = 0; j < dlq.size(); ++j) {
     const auto& d = dlq_deliveries[j];
     if (d.status == DeliveryStatus::kAcked) {
       metrics_.dead_lettered.fetch_add(1);
       if (origin[j] != SIZE_MAX) {
-        deliveries_[origin[j]].error =
-            "dead-lettered to \"" + config_.dlq_topic + "\": " + deliveries_[origin[j]].error;
+        deliveries[origin[j]].error =
+            "dead-lettered to \"" + config_.dlq_topic + "\": " + deliveries[origin[j]].error;
       }
     } else if (d.status == DeliveryStatus::kPoison) {
       // The dead-letter topic refuses it for good too (e.g. too large for both): park it with both
       // reasons rather than retry it, and back off, on every batch forever.
       if (origin[j] != SIZE_MAX) {
-        deliveries_[origin[j]].error = "dead-letter topic \"" + config_.dlq_topic + "\" refused it too (" +
-                                       d.error + "): " + deliveries_[origin[j]].error;
+        deliveries[origin[j]].error = "dead-letter topic \"" + config_.dlq_topic + "\" refused it too (" +
+                                      d.error + "): " + deliveries[origin[j]].error;
       }
     } else if (origin[j] != SIZE_MAX) {
-      deliveries_[origin[j]].status = DeliveryStatus::kRetriable;
-      deliveries_[origin[j]].error =
+      deliveries[origin[j]].status = DeliveryStatus::kRetriable;
+      deliveries[origin[j]].error =
           "dead-letter topic \"" + config_.dlq_topic + "\" did not accept it: " + d.error;
     } else {
       throw TransientError("dead-letter topic \"" + config_.dlq_topic +
@@ -243,12 +291,14 @@ void Dispatcher::dead_letter(const Batch& batch) {
   }
 }
 
-void Dispatcher::record(const Batch& batch) {
+void Dispatcher::record(const InFlight& f) {
+  const auto& batch = f.batch;
+  const auto& deliveries = f.deliveries;
   std::map<std::string, uint64_t> by_topic;
   const auto now_ms = unix_ms_now();
   uint64_t poison = batch.rejected.size();
   for (std::size_t i = 0; i < batch.messages.size(); ++i) {
-    const auto& d = deliveries_[i];
+    const auto& d = deliveries[i];
     if (d.status == DeliveryStatus::kAcked) {
       ++by_topic[batch.messages[i].topic];
       if (batch.messages[i].timestamp_ms > 0) {

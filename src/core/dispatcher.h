@@ -1,10 +1,13 @@
 #pragma once
 // The relay loop: fetch a batch from the source, publish it, wait for every delivery report, then
-// commit the outcome to the source. The one invariant: a durable position never moves past a message
-// the broker has not acknowledged (or that was parked as poison).
+// commit the outcome to the source. Pipelined (when the source allows it): the next batch is fetched
+// and sent while the previous one waits for its acknowledgements, and batches are committed in fetch
+// order. The one invariant: a durable position never moves past a message the broker has not
+// acknowledged (or that was parked as poison).
 
 #include <atomic>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +28,11 @@ enum class PoisonPolicy {
 };
 
 struct DispatcherConfig {
-  std::size_t batch_size = 1000;
+  std::size_t batch_size = 2000;
+  // Also bounds a batch by its records' size (0: no bound): the next fetch asks for about this many
+  // bytes' worth of events, from the sizes seen so far (memory stays flat for large payloads while
+  // small ones still come in big batches).
+  std::size_t batch_bytes = 2u << 20;
   Millis poll_interval{1000};      // longest wait in fetch when nothing arrives
   Millis drain_timeout{10000};     // after a stop request, how long in-flight deliveries may take
   Millis delivery_timeout{60000};  // await bound for one batch before its stragglers count as retriable
@@ -34,6 +41,9 @@ struct DispatcherConfig {
   std::string dlq_topic;
   Millis backoff_initial{200};
   Millis backoff_max{10000};
+  // Fetch and send the next batch while the previous one is in flight (if the source allows it; never
+  // with kBlock, whose waves need the batch's outcome before the next one is claimed).
+  bool pipeline = true;
 };
 
 enum class StepResult {
@@ -56,17 +66,31 @@ class Dispatcher {
   // and ConfigError on a setup the operator must fix. Thread: the dispatcher thread.
   Outcome run();
 
-  // One iteration; unit tests drive this directly. Transient errors are handled inside (backoff).
+  // One iteration: commits one batch (fetching it first unless it is already in flight from the step
+  // before); unit tests drive this directly. Transient errors are handled inside (backoff).
   StepResult step();
 
   [[nodiscard]] bool healthy() const { return healthy_; }
 
  private:
-  void publish(const Batch& batch);
-  void publish_in_waves(const Batch& batch);
-  void wait_for_deliveries(std::size_t count);
-  void dead_letter(const Batch& batch);
-  void record(const Batch& batch);
+  // A batch that has been sent and not yet committed. `deliveries` is parallel to batch.messages and
+  // receives the delivery reports, so its buffer must not move while the publisher may write to it
+  // (moving the vector keeps the buffer).
+  struct InFlight {
+    Batch batch;
+    std::vector<Delivery> deliveries;
+    Clock::time_point started, fetched, sent;
+  };
+
+  [[nodiscard]] bool pipelined() const;
+  [[nodiscard]] std::size_t fetch_limit() const;
+  void learn_sizes(const Batch& batch);
+  void start(InFlight& f);
+  void finish(InFlight& f);
+  void publish_in_waves(InFlight& f);
+  void wait_for(std::span<const Delivery> out);
+  void dead_letter(InFlight& f);
+  void record(const InFlight& f);
   void on_transient(const std::string& what);
   void on_success();
 
@@ -80,7 +104,8 @@ class Dispatcher {
   bool open_ = false;
   bool healthy_ = true;
   bool last_fetch_empty_ = false;
-  std::vector<Delivery> deliveries_;
+  std::optional<InFlight> ahead_;  // sent by the step before, committed by the next step
+  double bytes_per_event_ = 0;     // running average of the records fetched (0: none seen yet)
 };
 
 }  // namespace outbox_relay::core

@@ -43,4 +43,38 @@ std::string format_duration(std::chrono::milliseconds d) {
   return std::to_string(ms) + "ms";
 }
 
+std::size_t parse_size(const std::string& text) {
+  uint64_t n = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(begin, end, n);
+  if (ec != std::errc() || p == begin) {
+    throw std::invalid_argument("\"" + text + "\" is not a size (e.g. 512KiB, 2MiB)");
+  }
+  const std::string unit(p, end);
+  uint64_t per_unit = 0;
+  if (unit == "B") {
+    per_unit = 1;
+  } else if (unit == "KiB") {
+    per_unit = 1024;
+  } else if (unit == "MiB") {
+    per_unit = 1024 * 1024;
+  } else if (unit == "GiB") {
+    per_unit = 1024 * 1024 * 1024;
+  } else if (unit == "kB" || unit == "KB") {
+    per_unit = 1000;
+  } else if (unit == "MB") {
+    per_unit = 1000 * 1000;
+  } else if (unit == "GB") {
+    per_unit = 1000 * 1000 * 1000;
+  } else if (unit.empty()) {
+    throw std::invalid_argument("\"" + text + "\" needs a unit (B, KiB, MiB, GiB, kB, MB or GB)");
+  } else {
+    throw std::invalid_argument("\"" + text + "\" has an unknown unit \"" + unit +
+                                "\" (B, KiB, MiB, GiB, kB, MB or GB)");
+  }
+  if (n > UINT64_MAX / per_unit) throw std::invalid_argument("\"" + text + "\" is too large");
+  return static_cast<std::size_t>(n * per_unit);
+}
+
 }  // namespace outbox_relay::core

@@ -1,6 +1,6 @@
 #pragma once
-// Where events go: Kafka. One batch in flight at a time; the batch boundary is explicit so that a
-// batch can become one Kafka transaction.
+// Where events go: Kafka. Up to two batches in flight (the dispatcher's pipeline); each send() is one
+// batch, so a batch can become one Kafka transaction.
 
 #include <chrono>
 #include <span>
@@ -19,12 +19,20 @@ class Publisher {
   // local queue) is waited out, never dropped. Throws FatalError on a fatal producer error.
   virtual void send(std::span<const OutboxMessage> messages, std::span<Delivery> out) = 0;
 
-  // Serves delivery reports for up to `timeout`; true once every message of the last send() has a
+  // Serves delivery reports for up to `timeout`; true once every message of every send() has a
   // final status.
   virtual bool await(std::chrono::milliseconds timeout) = 0;
 
-  // Gives up on what is still in flight (shutdown past the drain timeout): every pending delivery
-  // becomes kRetriable before it returns.
+  // Serves delivery reports for up to `timeout`; true once every delivery in `out` (one send()'s
+  // array) has a final status, whatever later sends still have in flight, or once nothing is in flight
+  // any more (after abort(): what is still kPending then will never be reported).
+  virtual bool await(std::span<const Delivery> out, std::chrono::milliseconds timeout) {
+    (void)out;
+    return await(timeout);
+  }
+
+  // Gives up on everything still in flight, of every send() (shutdown past the drain timeout, a failed
+  // batch): every pending delivery becomes kRetriable or stays kPending, never acknowledged later.
   virtual void abort() noexcept = 0;
 
   // True while the publisher believes it can reach the cluster (for /readyz).

@@ -20,16 +20,20 @@ class OutboxSource {
   virtual void open() = 0;
 
   // Returns up to `max` events, waiting at most `wait` for the first one; empty on timeout. Called by
-  // the dispatcher thread only. Throws TransientError when the connection is lost.
+  // the dispatcher thread only. Throws TransientError when the connection is lost. With
+  // pipeline_depth() == 2 it may be called while one earlier batch is not committed yet (never more):
+  // the new batch holds the events after that one's, and `wait` is then 0.
   virtual Batch fetch(std::size_t max, std::chrono::milliseconds wait) = 0;
 
-  // Makes the outcome durable: acked messages are marked sent (poll) or confirmed (WAL), poison ones
-  // and batch.rejected are parked with their error, retriable ones are left to be fetched again.
-  // `deliveries` is parallel to batch.messages. Never moves a durable position past a message whose
-  // delivery is not kAcked or kPoison. Throws TransientError when the connection is lost.
+  // Makes the outcome durable (batches are committed in the order they were fetched): acked messages are
+  // marked sent (poll) or confirmed (WAL), poison ones and batch.rejected are parked with their error,
+  // retriable ones are left to be fetched again. `deliveries` is parallel to batch.messages. Never moves a
+  // durable position past a message whose delivery is not kAcked or kPoison. Throws TransientError when the
+  // connection is lost.
   virtual void commit(const Batch& batch, std::span<const Delivery> deliveries) = 0;
 
-  // Forgets the batch without marking anything: its events will be fetched again.
+  // Forgets the batch without marking anything: its events will be fetched again. Abandoning the older
+  // of two outstanding batches abandons the newer one too (the dispatcher abandons both).
   virtual void abandon(const Batch& batch) noexcept = 0;
 
   // True once every event committed before the relay started has been published and committed
@@ -49,6 +53,9 @@ class OutboxSource {
   // False while this relay is a standby (another one holds the lead); fetch() then returns empty
   // batches until the lead is taken over.
   [[nodiscard]] virtual bool leader() const { return true; }
+
+  // How many fetched batches may be outstanding (fetched, not yet committed or abandoned) at once.
+  [[nodiscard]] virtual int pipeline_depth() const { return 1; }
 
   // For logs and /readyz.
   [[nodiscard]] virtual std::string describe() const = 0;

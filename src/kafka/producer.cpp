@@ -137,7 +137,6 @@ void Producer::throw_if_fatal() {
 
 void Producer::send(std::span<const core::OutboxMessage> messages, std::span<core::Delivery> out) {
   throw_if_fatal();
-  outstanding_ = 0;
   for (std::size_t i = 0; i < messages.size(); ++i) {
     const auto& m = messages[i];
     rd_kafka_topic_t* rkt = topic(m.topic);
@@ -193,6 +192,21 @@ bool Producer::await(std::chrono::milliseconds timeout) {
   }
   throw_if_fatal();
   return true;
+}
+
+bool Producer::await(std::span<const core::Delivery> out, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t i = 0;  // out[..i) is final; reports arrive roughly in order, so this is linear overall
+  for (;;) {
+    while (i < out.size() && out[i].status != core::DeliveryStatus::kPending) ++i;
+    throw_if_fatal();
+    if (i == out.size()) return true;
+    if (outstanding_ == 0) return true;  // given up on by abort(): no report will come for the rest
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    rd_kafka_poll(rk_.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
+  }
 }
 
 void Producer::abort() noexcept {

@@ -32,6 +32,7 @@ class Producer final : public core::Publisher {
 
   void send(std::span<const core::OutboxMessage> messages, std::span<core::Delivery> out) override;
   bool await(std::chrono::milliseconds timeout) override;
+  bool await(std::span<const core::Delivery> out, std::chrono::milliseconds timeout) override;
   void abort() noexcept override;
   [[nodiscard]] bool connected() const override { return brokers_up_.load(); }
 
@@ -57,7 +58,7 @@ class Producer final : public core::Publisher {
   };
   std::unique_ptr<rd_kafka_s, RdKafkaDeleter> rk_;
   std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_s, TopicDeleter>> topics_;
-  std::size_t outstanding_ = 0;  // reports still due for the last send(); dispatcher thread only
+  std::size_t outstanding_ = 0;  // reports still due for every send(); dispatcher thread only
   uint64_t generation_ = 0;      // bumped when abort() gives up on the reports of a send
   std::atomic<bool> brokers_up_{false};
   std::atomic<bool> fatal_{false};

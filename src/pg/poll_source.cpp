@@ -55,41 +55,48 @@ std::string PollSource::describe() const {
   return "poll source on table \"" + config_.table + "\" (" + redact_conninfo(config_.conninfo) + ")";
 }
 
+// One session with the relay's settings (keepalives, timeouts, claim plan).
+std::unique_ptr<pqxx::connection> PollSource::connect() {
+  auto c = std::make_unique<pqxx::connection>(with_defaults(
+      config_.conninfo, {{"application_name", "outbox-relay"},
+                         {"connect_timeout", "10"},
+                         {"keepalives_idle", "10"},
+                         {"keepalives_interval", "5"},
+                         {"keepalives_count", "3"},
+                         // a statement on a silent link fails instead of blocking ~15 min
+                         {"tcp_user_timeout", std::to_string(config_.session_timeout.count())}}));
+  // A dead or partitioned relay's session (and with it its claim and its lead) must not outlive
+  // session_timeout on the server, or the standby could never take over.
+  const auto secs = std::max<long long>(1, config_.session_timeout.count() / 1000);
+  pqxx::nontransaction n(*c);
+  // A paused (SIGSTOP) or hung leader idle between polls keeps an idle, healthy-looking session (its
+  // kernel still answers keepalives): idle_session_timeout ends it too. A live relay is never idle that
+  // long: it claims every --poll-interval and a standby tries the lock every standby_interval.
+  n.exec("SET idle_in_transaction_session_timeout = '" + std::to_string(config_.session_timeout.count()) +
+         "ms'; SET idle_session_timeout = '" + std::to_string(config_.session_timeout.count()) +
+         "ms'; SET tcp_keepalives_idle = " + std::to_string(std::max<long long>(1, secs / 4)) +
+         "; SET tcp_keepalives_interval = " + std::to_string(std::max<long long>(1, secs / 8)) +
+         "; SET tcp_keepalives_count = 3; SET tcp_user_timeout = " +
+         std::to_string(config_.session_timeout.count()));
+  // The claim must walk the pending index in id order and stop after `batch-size` rows. Outbox
+  // statistics are almost always stale (the table fills and drains between analyzes), and with a
+  // small row estimate the planner picks a bitmap scan that reads and sorts the whole backlog on
+  // every claim (seen: 10-450 ms per claim at a 50k backlog, against 1-3 ms for the index scan).
+  n.exec("SET enable_bitmapscan = off; SET enable_seqscan = off");
+  return c;
+}
+
 void PollSource::open() {
   close();
   try {
-    conn_ = std::make_unique<pqxx::connection>(with_defaults(
-        config_.conninfo, {{"application_name", "outbox-relay"},
-                           {"connect_timeout", "10"},
-                           {"keepalives_idle", "10"},
-                           {"keepalives_interval", "5"},
-                           {"keepalives_count", "3"},
-                           // a statement on a silent link fails instead of blocking ~15 min
-                           {"tcp_user_timeout", std::to_string(config_.session_timeout.count())}}));
-    inspect_table();
-    prepare_statements();
-    {
-      // A dead or partitioned relay's session (and with it its claim and its lead) must not outlive
-      // session_timeout on the server, or the standby could never take over.
-      const auto secs = std::max<long long>(1, config_.session_timeout.count() / 1000);
-      pqxx::nontransaction n(*conn_);
-      // A paused (SIGSTOP) or hung leader idle between polls keeps an idle, healthy-looking session (its
-      // kernel still answers keepalives): idle_session_timeout ends it too. A live relay is never idle that
-      // long: it claims every --poll-interval and a standby tries the lock every standby_interval.
-      n.exec("SET idle_in_transaction_session_timeout = '" + std::to_string(config_.session_timeout.count()) +
-             "ms'; SET idle_session_timeout = '" + std::to_string(config_.session_timeout.count()) +
-             "ms'; SET tcp_keepalives_idle = " + std::to_string(std::max<long long>(1, secs / 4)) +
-             "; SET tcp_keepalives_interval = " + std::to_string(std::max<long long>(1, secs / 8)) +
-             "; SET tcp_keepalives_count = 3; SET tcp_user_timeout = " +
-             std::to_string(config_.session_timeout.count()));
-      // The claim must walk the pending index in id order and stop after `batch-size` rows. Outbox
-      // statistics are almost always stale (the table fills and drains between analyzes), and with a
-      // small row estimate the planner picks a bitmap scan that reads and sorts the whole backlog on
-      // every claim (seen: 10-450 ms per claim at a 50k backlog, against 1-3 ms for the index scan).
-      n.exec("SET enable_bitmapscan = off; SET enable_seqscan = off");
+    sessions_.resize(config_.pipeline ? 2 : 1);
+    for (std::size_t i = 0; i < sessions_.size(); ++i) {
+      sessions_[i].conn = connect();
+      if (i == 0) inspect_table(*sessions_[0].conn);
+      prepare_statements(*sessions_[i].conn);
     }
     leader_ = false;
-    listener_ = std::make_unique<Listener>(*conn_, config_.notify_channel, notified_);
+    listener_ = std::make_unique<Listener>(*sessions_[0].conn, config_.notify_channel, notified_);
   } catch (const pqxx::broken_connection& e) {
     close();
     rethrow_as_transient("could not connect to " + redact_conninfo(config_.conninfo), e);
@@ -100,11 +107,11 @@ void PollSource::open() {
     }
     throw core::FatalError("could not prepare " + describe() + ": " + e.what());
   }
-  spdlog::info("connected: {}", describe());
+  spdlog::info("connected: {}{}", describe(), sessions_.size() > 1 ? " (2 sessions, pipelined)" : "");
 }
 
-void PollSource::inspect_table() {
-  pqxx::nontransaction n(*conn_);
+void PollSource::inspect_table(pqxx::connection& c) {
+  pqxx::nontransaction n(c);
   const auto rel = n.exec_params("SELECT to_regclass($1)::oid", config_.table);
   if (rel[0][0].is_null()) {
     throw core::ConfigError("table \"" + config_.table +
@@ -116,9 +123,9 @@ void PollSource::inspect_table() {
       rel[0][0].as<std::string>());
   std::map<std::string, std::string> types;
   for (const auto& r : cols) types[r[0].as<std::string>()] = r[1].as<std::string>();
-  for (const auto& c : router_.layout().required_columns()) {
-    if (!types.count(c)) {
-      throw core::ConfigError("table \"" + config_.table + "\" has no column \"" + c +
+  for (const auto& col : router_.layout().required_columns()) {
+    if (!types.count(col)) {
+      throw core::ConfigError("table \"" + config_.table + "\" has no column \"" + col +
                               "\" required by the \"" + router_.layout().name + "\" layout");
     }
   }
@@ -138,15 +145,15 @@ void PollSource::inspect_table() {
   if (config_.on_sent == OnSent::kMark && !types.count("sent_at")) {
     throw core::ConfigError("--on-sent=mark needs a \"sent_at\" column in table \"" + config_.table + "\"");
   }
-  quoted_table_ = quote_qualified(*conn_, config_.table);
+  quoted_table_ = quote_qualified(c, config_.table);
 }
 
-void PollSource::prepare_statements() {
+void PollSource::prepare_statements(pqxx::connection& c) {
   const auto& layout = router_.layout();
   std::string select = "SELECT ";
   std::vector<std::string> present;
   {
-    pqxx::nontransaction n(*conn_);
+    pqxx::nontransaction n(c);
     const auto cols = n.exec_params(
         "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT "
         "attisdropped",
@@ -154,12 +161,12 @@ void PollSource::prepare_statements() {
     for (const auto& r : cols) present.push_back(r[0].as<std::string>());
   }
   bool first = true;
-  for (const auto& c : layout.columns()) {
-    if (std::find(present.begin(), present.end(), c) == present.end()) continue;  // optional, absent
+  for (const auto& col : layout.columns()) {
+    if (std::find(present.begin(), present.end(), col) == present.end()) continue;  // optional, absent
     if (!first) select += ", ";
     first = false;
-    const auto q = conn_->quote_name(c);
-    if (c == layout.timestamp_column) {
+    const auto q = c.quote_name(col);
+    if (col == layout.timestamp_column) {
       select += "(extract(epoch FROM o." + q + ") * 1000)::bigint::text AS " + q;
     } else {
       select += "o." + q + "::text AS " + q;
@@ -169,7 +176,7 @@ void PollSource::prepare_statements() {
   if (std::find(present.begin(), present.end(), "sent_at") != present.end())
     pending += " AND o.sent_at IS NULL";
   if (has_failed_columns_) pending += " AND o.failed_at IS NULL";
-  const auto key = conn_->quote_name(layout.key_column);
+  const auto key = c.quote_name(layout.key_column);
   if (config_.shard_count > 1) {
     pending += " AND mod(abs(hashtextextended(o." + key + "::text, 0)), " +
                std::to_string(config_.shard_count) + ") = " + std::to_string(config_.shard_index);
@@ -177,30 +184,29 @@ void PollSource::prepare_statements() {
   if (config_.skip_blocked_keys) {
     pending += " AND NOT EXISTS (SELECT 1 FROM " + quoted_table_ +
                " AS f WHERE f.failed_at IS NOT NULL AND f." + key + " = o." + key + " AND f." +
-               conn_->quote_name(layout.id_column) + " < o." + conn_->quote_name(layout.id_column) + ")";
+               c.quote_name(layout.id_column) + " < o." + c.quote_name(layout.id_column) + ")";
   }
-  const auto id = conn_->quote_name(layout.id_column);
+  const auto id = c.quote_name(layout.id_column);
   // ORDER BY the column itself (o.id), not its text alias: as text, "10" sorts before "9".
-  const auto order = config_.order_column.empty() ? id : conn_->quote_name(config_.order_column);
+  const auto order = config_.order_column.empty() ? id : c.quote_name(config_.order_column);
   select += " FROM " + quoted_table_ + " AS o WHERE true" + pending + " ORDER BY o." + order +
             (order == id ? "" : ", o." + id) + " LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
-  conn_->prepare("claim", select);
+  c.prepare("claim", select);
 
   const std::string ids = id + " = ANY($1::" + id_type_ + "[])";
   if (config_.on_sent == OnSent::kDelete) {
-    conn_->prepare("done", "DELETE FROM " + quoted_table_ + " WHERE " + ids);
+    c.prepare("done", "DELETE FROM " + quoted_table_ + " WHERE " + ids);
   } else {
-    conn_->prepare("done", "UPDATE " + quoted_table_ + " SET sent_at = now() WHERE " + ids);
+    c.prepare("done", "UPDATE " + quoted_table_ + " SET sent_at = now() WHERE " + ids);
   }
   if (has_failed_columns_) {
-    conn_->prepare("park",
-                   "UPDATE " + quoted_table_ + " SET failed_at = now(), error = $2" +
-                       std::string(std::find(present.begin(), present.end(), "attempts") != present.end()
-                                       ? ", attempts = attempts + 1"
-                                       : "") +
-                       " WHERE " + id + " = $1::" + id_type_);
+    c.prepare("park", "UPDATE " + quoted_table_ + " SET failed_at = now(), error = $2" +
+                          std::string(std::find(present.begin(), present.end(), "attempts") != present.end()
+                                          ? ", attempts = attempts + 1"
+                                          : "") +
+                          " WHERE " + id + " = $1::" + id_type_);
   } else {
-    conn_->prepare(
+    c.prepare(
         "park",
         "WITH gone AS (DELETE FROM " + quoted_table_ + " WHERE " + id + " = $1::" + id_type_ +
             " RETURNING 1) INSERT INTO outbox_relay_parked (id, topic, key, payload, headers, error, source)"
@@ -212,7 +218,8 @@ void PollSource::prepare_statements() {
 void PollSource::wait_for_notification(std::chrono::milliseconds wait) {
   if (wait.count() <= 0) return;
   notified_ = false;
-  conn_->get_notifs();  // notifications that arrived while the claim ran
+  auto& conn = *sessions_[0].conn;
+  conn.get_notifs();  // notifications that arrived while the claim ran
   if (notified_) return;
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
@@ -220,7 +227,7 @@ void PollSource::wait_for_notification(std::chrono::milliseconds wait) {
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
             .count();
     if (left <= 0) return;
-    pollfd fds[2] = {{conn_->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    pollfd fds[2] = {{conn.sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left, 60'000)));
     if (n < 0 && errno != EINTR) return;
     if (fds[1].revents & POLLIN) {
@@ -229,19 +236,28 @@ void PollSource::wait_for_notification(std::chrono::milliseconds wait) {
       return;
     }
     if (fds[0].revents != 0) {
-      conn_->get_notifs();  // throws broken_connection if the server went away
+      conn.get_notifs();  // throws broken_connection if the server went away
       if (notified_) return;
     }
   }
 }
 
-// Takes the lead if no other relay holds it (a session advisory lock: released by the server when
-// this session ends, so a crashed leader's lead passes on at once).
+// Takes the lead if no other relay holds it: a session advisory lock per session, keyed by table and
+// shard (released by the server when the session ends, so a crashed leader's lead passes on at once).
+// A standby that got the first lock keeps it and waits for the second: the old leader's other session
+// may still hold a claim whose batch is in flight.
 bool PollSource::try_lead() {
-  pqxx::nontransaction n(*conn_);
-  const auto key = "outbox-relay:" + config_.table + ":" + std::to_string(config_.shard_index) + "/" +
-                   std::to_string(config_.shard_count);
-  leader_ = n.exec_params("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)[0][0].as<bool>();
+  const auto base = "outbox-relay:" + config_.table + ":" + std::to_string(config_.shard_index) + "/" +
+                    std::to_string(config_.shard_count);
+  for (std::size_t i = 0; i < sessions_.size(); ++i) {
+    auto& s = sessions_[i];
+    if (s.locked) continue;
+    pqxx::nontransaction n(*s.conn);
+    const auto key = i == 0 ? base : base + ":session" + std::to_string(i);
+    s.locked = n.exec_params("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)[0][0].as<bool>();
+    if (!s.locked) break;
+  }
+  leader_ = std::all_of(sessions_.begin(), sessions_.end(), [](const Session& s) { return s.locked; });
   if (leader_) {
     spdlog::info(
         "leading {}{}", describe(),
@@ -256,6 +272,7 @@ bool PollSource::try_lead() {
 
 core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
   core::Batch batch;
+  Session* session = nullptr;
   try {
     if (!leader_ && !try_lead()) {
       caught_up_ = false;
@@ -267,13 +284,20 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
       }
       return batch;
     }
-    tx_ = std::make_unique<pqxx::work>(*conn_, "claim");
-    const auto rows = tx_->exec_prepared("claim", static_cast<long>(max));
+    for (std::size_t i = 0; i < sessions_.size() && session == nullptr; ++i) {
+      if (!sessions_[i].tx) {
+        session = &sessions_[i];
+        batch.source_tag = i;
+      }
+    }
+    if (session == nullptr) throw std::logic_error("poll source: fetch with every session holding a claim");
+    session->tx = std::make_unique<pqxx::work>(*session->conn, "claim");
+    const auto rows = session->tx->exec_prepared("claim", static_cast<long>(max));
     if (rows.empty()) {
-      tx_->commit();
-      tx_.reset();
+      session->tx->commit();
+      session->tx.reset();
       caught_up_ = true;
-      wait_for_notification(wait);
+      if (batch.source_tag == 0) wait_for_notification(wait);
       return batch;
     }
     caught_up_ = false;
@@ -309,17 +333,19 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
       }
     }
   } catch (const pqxx::broken_connection& e) {
-    tx_.reset();
+    if (session != nullptr) session->tx.reset();
     rethrow_as_transient("lost connection while claiming from \"" + config_.table + "\"", e);
   } catch (const pqxx::sql_error& e) {
-    tx_.reset();
+    if (session != nullptr) session->tx.reset();
     rethrow_as_transient("could not claim from \"" + config_.table + "\"", e);
   }
   return batch;
 }
 
 void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) {
-  if (!tx_) throw core::TransientError("no open claim to commit");
+  if (batch.source_tag >= sessions_.size() || !sessions_[batch.source_tag].tx)
+    throw core::TransientError("no open claim to commit");
+  auto& tx = sessions_[batch.source_tag].tx;
   std::vector<std::string> done;
   std::vector<std::pair<std::string, std::string>> poison;
   done.reserve(batch.messages.size());
@@ -332,28 +358,28 @@ void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery
   }
   for (const auto& r : batch.rejected) poison.emplace_back(r.row.id, r.error);
   try {
-    if (!done.empty()) tx_->exec_prepared("done", array_literal(done));
-    if (!poison.empty()) park(poison, batch);
-    tx_->commit();
-    tx_.reset();
+    if (!done.empty()) tx->exec_prepared("done", array_literal(done));
+    if (!poison.empty()) park(*tx, poison, batch);
+    tx->commit();
+    tx.reset();
   } catch (const pqxx::broken_connection& e) {
-    tx_.reset();
+    tx.reset();
     rethrow_as_transient("lost connection while marking sent rows of \"" + config_.table + "\"", e);
   } catch (const pqxx::sql_error& e) {
-    tx_.reset();
+    tx.reset();
     rethrow_as_transient("could not mark sent rows of \"" + config_.table + "\"", e);
   } catch (const pqxx::in_doubt_error& e) {
-    tx_.reset();
+    tx.reset();
     rethrow_as_transient(
         "commit of sent rows of \"" + config_.table + "\" is in doubt (they may be sent again)", e);
   }
 }
 
-void PollSource::park(const std::vector<std::pair<std::string, std::string>>& poison,
+void PollSource::park(pqxx::work& tx, const std::vector<std::pair<std::string, std::string>>& poison,
                       const core::Batch& batch) {
   for (const auto& [id, error] : poison) {
     if (has_failed_columns_) {
-      tx_->exec_prepared("park", id, error);
+      tx.exec_prepared("park", id, error);
       continue;
     }
     // No failed_at column: move the event to outbox_relay_parked with what we know of it.
@@ -371,24 +397,28 @@ void PollSource::park(const std::vector<std::pair<std::string, std::string>>& po
     const char* topic = msg != nullptr ? msg->topic.c_str() : nullptr;
     const char* key = msg != nullptr ? cstr(msg->key) : nullptr;
     const char* value = msg != nullptr ? cstr(msg->value) : nullptr;
-    tx_->exec_prepared("park", id, error, topic, key, value, headers, "table " + config_.table);
+    tx.exec_prepared("park", id, error, topic, key, value, headers, "table " + config_.table);
   }
 }
 
+// Rolls back every open claim: a batch claimed behind the abandoned one must not be marked sent before
+// the abandoned rows are published again.
 void PollSource::abandon(const core::Batch& /*batch*/) noexcept {
-  if (!tx_) return;
-  try {
-    tx_->abort();
-  } catch (...) {
+  for (auto& s : sessions_) {
+    if (!s.tx) continue;
+    try {
+      s.tx->abort();
+    } catch (...) {
+    }
+    s.tx.reset();
   }
-  tx_.reset();
 }
 
 void PollSource::close() noexcept {
   leader_ = false;
-  tx_.reset();
   listener_.reset();
-  conn_.reset();
+  for (auto& s : sessions_) s.tx.reset();
+  sessions_.clear();
 }
 
 }  // namespace outbox_relay::pg

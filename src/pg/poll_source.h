@@ -3,6 +3,11 @@
 // open while the batch is published, then marks (or deletes) the acknowledged rows and commits. A crash
 // rolls the transaction back, so the rows are claimed again: at-least-once, never lost. Woken by
 // LISTEN/NOTIFY (sql/002_notify.sql); the poll interval is the fallback.
+//
+// Pipelined (two sessions): while one session's batch waits for Kafka, the other claims the next
+// rows (SKIP LOCKED passes over the first session's), so claiming and marking overlap publishing.
+// Leading takes an advisory lock on each session; a standby needs both, so it cannot start while
+// either session of a cut-off leader still holds a claim.
 
 #include <chrono>
 #include <memory>
@@ -34,6 +39,8 @@ struct PollSourceConfig {
   std::chrono::milliseconds session_timeout{60000};
   // --on-poison=block: skip keys that have a parked (failed) event.
   bool skip_blocked_keys = false;
+  // A second session claims the next batch while the first one's is published (pipeline_depth 2).
+  bool pipeline = true;
   // Claim order (commit order per aggregate relies on it); empty = the id column. A Debezium table's
   // uuid id has no order: give it a sequence or timestamp column here, or use WAL mode.
   std::string order_column;
@@ -52,21 +59,29 @@ class PollSource final : public core::OutboxSource {
   [[nodiscard]] bool leader() const override { return leader_; }
   void close() noexcept override;
   void wake() noexcept override;
+  [[nodiscard]] int pipeline_depth() const override { return config_.pipeline ? 2 : 1; }
   [[nodiscard]] std::string describe() const override;
 
  private:
   class Listener;
-  void inspect_table();
-  void prepare_statements();
+  // One database session; sessions_[0] also listens for NOTIFY.
+  struct Session {
+    std::unique_ptr<pqxx::connection> conn;
+    std::unique_ptr<pqxx::work> tx;  // the open claim, if any
+    bool locked = false;             // holds its lead advisory lock
+  };
+  std::unique_ptr<pqxx::connection> connect();
+  void inspect_table(pqxx::connection& c);
+  void prepare_statements(pqxx::connection& c);
   void wait_for_notification(std::chrono::milliseconds wait);
   bool try_lead();
-  void park(const std::vector<std::pair<std::string, std::string>>& poison, const core::Batch& batch);
+  void park(pqxx::work& tx, const std::vector<std::pair<std::string, std::string>>& poison,
+            const core::Batch& batch);
 
   PollSourceConfig config_;
   core::Router router_;
-  std::unique_ptr<pqxx::connection> conn_;
+  std::vector<Session> sessions_;
   std::unique_ptr<Listener> listener_;
-  std::unique_ptr<pqxx::work> tx_;
   std::string quoted_table_;
   std::string id_type_;
   bool has_failed_columns_ = false;

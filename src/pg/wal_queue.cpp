@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 namespace outbox_relay::pg {
 
@@ -17,6 +18,7 @@ bool final_status(core::DeliveryStatus s) {
 void TxnQueue::reset(uint64_t confirmed) noexcept {
   ready_.clear();
   in_flight_.clear();
+  batch_ends_.clear();
   ready_records_ = 0;
   ready_bytes_ = 0;
   confirmed_ = confirmed;
@@ -31,7 +33,12 @@ bool TxnQueue::push(Transaction txn) {
 }
 
 core::Batch TxnQueue::take(std::size_t max) {
-  if (!in_flight_.empty()) throw std::logic_error("wal source: fetch while a batch is still in flight");
+  if (batch_ends_.size() >= kMaxBatches) {
+    throw std::logic_error("wal source: fetch while " + std::to_string(kMaxBatches) +
+                           " batches are in flight");
+  }
+  const bool behind = !in_flight_.empty();
+  if (behind && ready_records_ == 0) return {};
   core::Batch batch;
   std::size_t count = 0;
   while (!ready_.empty()) {
@@ -46,10 +53,12 @@ core::Batch TxnQueue::take(std::size_t max) {
     in_flight_.splice(in_flight_.end(), ready_, ready_.begin());
   }
   if (batch.empty()) {
-    // Nothing to publish: the transactions taken are done already.
+    // Nothing to publish (and nothing in flight before them): the transactions taken are done already.
     confirmed_ = std::max(confirmed_, batch.end_position);
     in_flight_.clear();
+    return batch;
   }
+  batch_ends_.push_back(batch.end_position);
   return batch;
 }
 
@@ -59,9 +68,10 @@ TxnQueue::CommitPlan TxnQueue::plan(const core::Batch& batch,
     throw std::invalid_argument("wal source: " + std::to_string(deliveries.size()) + " deliveries for " +
                                 std::to_string(batch.messages.size()) + " messages");
   }
-  if (in_flight_.empty() || batch.end_position != in_flight_.back().end_lsn) {
-    throw std::logic_error("wal source: commit of a batch that is not the one in flight");
+  if (batch_ends_.empty() || batch.end_position != batch_ends_.front()) {
+    throw std::logic_error("wal source: commit of a batch that is not the oldest in flight");
   }
+  const auto end = batch_ends_.front();
   uint64_t first_open = std::numeric_limits<uint64_t>::max();  // position of the first non-final message
   for (std::size_t i = 0; i < deliveries.size(); ++i) {
     if (!final_status(deliveries[i].status)) {
@@ -72,10 +82,10 @@ TxnQueue::CommitPlan TxnQueue::plan(const core::Batch& batch,
   CommitPlan plan;
   plan.confirm = confirmed_;
   for (const auto& t : in_flight_) {
-    if (t.end_lsn >= first_open) break;
+    if (t.end_lsn >= first_open || t.end_lsn > end) break;
     plan.confirm = std::max(plan.confirm, t.end_lsn);
   }
-  plan.retry = plan.confirm < in_flight_.back().end_lsn;
+  plan.retry = plan.confirm < end;
   for (std::size_t i = 0; i < deliveries.size(); ++i) {
     if (deliveries[i].status == core::DeliveryStatus::kPoison && batch.messages[i].position <= plan.confirm) {
       plan.park_messages.push_back(i);
@@ -91,7 +101,12 @@ void TxnQueue::finish(const CommitPlan& plan) noexcept {
   confirmed_ = std::max(confirmed_, plan.confirm);
   auto first = std::find_if(in_flight_.begin(), in_flight_.end(),
                             [this](const Transaction& t) { return t.end_lsn > confirmed_; });
-  requeue_from(first);
+  if (plan.retry) {
+    requeue_from(first);  // and every later batch: their events must follow the retried ones
+    return;
+  }
+  in_flight_.erase(in_flight_.begin(), first);
+  batch_ends_.erase(batch_ends_.begin());
 }
 
 void TxnQueue::abandon() noexcept { requeue_from(in_flight_.begin()); }
@@ -103,6 +118,7 @@ void TxnQueue::requeue_from(std::list<Transaction>::iterator first) noexcept {
   }
   ready_.splice(ready_.begin(), in_flight_, first, in_flight_.end());
   in_flight_.clear();
+  batch_ends_.clear();
 }
 
 bool TxnQueue::advance_idle(uint64_t position) noexcept {

@@ -1,6 +1,7 @@
 #pragma once
 // The WAL source's bookkeeping between the replication stream and Kafka, without I/O: complete
-// transactions waiting to be fetched (ready), the ones in the batch being published (in flight), and
+// transactions waiting to be fetched (ready), the ones in the batches being published (in flight, at
+// most two batches: the dispatcher's pipeline), and
 // the confirmed position (the flush LSN the slot may move to). The invariant lives here: confirmed
 // never passes a transaction that still holds a message whose delivery is not final (kAcked or kPoison).
 
@@ -31,10 +32,13 @@ class TxnQueue {
   // always (however large: transactions are never split), then more while the batch stays within `max`
   // records. Transactions without records ride along. When only such transactions were taken the batch
   // is empty and, nothing being in flight, confirmed moves past them at once. batch.end_position = end
-  // of the last transaction taken. Throws std::logic_error while a batch is in flight (one at a time).
+  // of the last transaction taken. Behind a batch in flight, only a batch with records is taken
+  // (transactions without records wait for the next fetch): empty otherwise. Throws std::logic_error
+  // when kMaxBatches are in flight.
   core::Batch take(std::size_t max);
+  static constexpr std::size_t kMaxBatches = 2;
 
-  // What commit() of the in-flight batch should do.
+  // What commit() of the oldest in-flight batch should do.
   struct CommitPlan {
     uint64_t confirm = 0;                    // the new confirmed position (>= the old one)
     std::vector<std::size_t> park_messages;  // indexes into batch.messages: poison, in confirmed txns
@@ -43,10 +47,10 @@ class TxnQueue {
   };
   // Poison records and rejected rows are parked only with their transaction's confirmation, so a
   // transaction fetched again is never parked twice. Throws std::invalid_argument when `deliveries` is
-  // not parallel to batch.messages and std::logic_error when `batch` is not the batch in flight.
+  // not parallel to batch.messages and std::logic_error when `batch` is not the oldest batch in flight.
   [[nodiscard]] CommitPlan plan(const core::Batch& batch, std::span<const core::Delivery> deliveries) const;
-  // Applies a plan (after the parking succeeded): confirmed moves, the transactions after it go back to
-  // the front of ready in their order.
+  // Applies a plan (after the parking succeeded): confirmed moves; on retry the transactions after it,
+  // with every later batch, go back to the front of ready in their order.
   void finish(const CommitPlan& plan) noexcept;
 
   // Every in-flight transaction goes back to the front of ready; nothing is confirmed.
@@ -58,6 +62,7 @@ class TxnQueue {
 
   [[nodiscard]] uint64_t confirmed() const { return confirmed_; }
   [[nodiscard]] bool in_flight() const { return !in_flight_.empty(); }
+  [[nodiscard]] std::size_t batches_in_flight() const { return batch_ends_.size(); }
   [[nodiscard]] bool has_ready() const { return !ready_.empty(); }
   [[nodiscard]] bool idle() const { return ready_.empty() && in_flight_.empty(); }
   [[nodiscard]] std::size_t ready_records() const { return ready_records_; }
@@ -69,6 +74,7 @@ class TxnQueue {
   uint64_t confirmed_;
   std::list<Transaction> ready_;  // list: splicing back is noexcept
   std::list<Transaction> in_flight_;
+  std::vector<uint64_t> batch_ends_;  // end position of each in-flight batch, oldest first
   std::size_t ready_records_ = 0;
   std::size_t ready_bytes_ = 0;
 };

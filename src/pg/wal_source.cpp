@@ -738,7 +738,7 @@ void WalSource::service() {
 
 core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
   if (!streaming_) throw core::TransientError("wal source on slot \"" + cfg_.slot + "\" is not streaming");
-  if (queue_.in_flight()) throw std::logic_error("wal source: fetch while a batch is still in flight");
+  const bool behind = queue_.in_flight();  // pipelined: another batch awaits its acknowledgements
   max = std::max<std::size_t>(max, 1);
   const auto start = Clock::now();
   const auto deadline = start + wait;
@@ -755,10 +755,11 @@ core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
         last_activity_ = now;
         return batch;
       }
+      if (behind) return batch;                              // transactions without records wait
       if (queue_.confirmed() != before) send_status(false);  // only transactions without records
       continue;
     }
-    if (now >= deadline && (caught_up() || now >= floor)) return {};
+    if (now >= deadline && (behind || caught_up() || now >= floor)) return {};
     if (woken_.exchange(false)) return {};
     wait_readable(std::min(now >= deadline ? floor : deadline, next_timer()));
   }

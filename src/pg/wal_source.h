@@ -96,9 +96,10 @@ class WalSource final : public core::OutboxSource {
   void open() override;
 
   // Returns as soon as it holds at least one complete transaction and either has `max` records or no
-  // more data is immediately available; empty after `wait` (at least min_wait while not caught up).
+  // more data is immediately available; empty after `wait` (at least min_wait while not caught up and
+  // nothing is in flight). Behind a batch in flight it returns at once with what is ready.
   // Throws TransientError when the connection is lost, FatalError on a stream it cannot decode or a
-  // layout change that drops a required column, std::logic_error while a batch is in flight.
+  // layout change that drops a required column, std::logic_error while two batches are in flight.
   core::Batch fetch(std::size_t max, std::chrono::milliseconds wait) override;
 
   // Parks poison/rejected records of the transactions it confirms, then moves the flush LSN and sends
@@ -115,6 +116,7 @@ class WalSource final : public core::OutboxSource {
   // Sends a last status update (best effort) and drops both connections.
   void close() noexcept override;
 
+  [[nodiscard]] int pipeline_depth() const override { return static_cast<int>(TxnQueue::kMaxBatches); }
   [[nodiscard]] std::string describe() const override;
 
   // Keeps the stream alive between fetch() calls without blocking: reads what has arrived (within the

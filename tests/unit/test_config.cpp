@@ -47,6 +47,24 @@ TEST_CASE("durations need a unit") {
   CHECK(core::format_duration(std::chrono::milliseconds(90000)) == "90s");
 }
 
+TEST_CASE("sizes need a unit") {
+  CHECK(core::parse_size("2MiB") == 2u << 20);
+  CHECK(core::parse_size("512KiB") == 512u * 1024);
+  CHECK(core::parse_size("64kB") == 64000);
+  CHECK(core::parse_size("0B") == 0);
+  CHECK_THROWS_WITH_AS(core::parse_size("2048"), doctest::Contains("needs a unit"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(core::parse_size("2mb"), doctest::Contains("unknown unit"), std::invalid_argument);
+  CHECK_THROWS_AS(core::parse_size("-1MiB"), std::invalid_argument);
+  CHECK_THROWS_AS(core::parse_size("99999999999999999999GiB"), std::invalid_argument);
+  const auto o = parse(with({"--batch-bytes", "4MiB", "--pipeline", "off"}));
+  CHECK(o.batch_bytes == 4u << 20);
+  CHECK_FALSE(o.pipeline);
+  CHECK(o.dispatcher_config().batch_bytes == 4u << 20);
+  CHECK_FALSE(o.dispatcher_config().pipeline);
+  CHECK(config_error(with({"--batch-bytes", "4096"})).find("--batch-bytes") != std::string::npos);
+  CHECK(config_error(with({"--pipeline", "maybe"})).find("--pipeline") != std::string::npos);
+}
+
 TEST_CASE("valid flags parse into options") {
   const auto o = parse(with({"--mode", "wal", "--batch-size", "50", "--poll-interval", "250ms", "--on-sent",
                              "mark", "-X", "linger.ms=10", "--exit-when-idle"}));

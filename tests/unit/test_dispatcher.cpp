@@ -37,18 +37,30 @@ struct FakeSource : OutboxSource {
   std::vector<Commit> commits;
   int opens = 0, closes = 0, abandons = 0;
   bool is_caught_up = true;
+  int depth = 1;                            // pipeline_depth()
+  std::vector<std::size_t> maxes;           // `max` of every fetch
+  std::vector<std::string>* log = nullptr;  // "fetch <ids> wait <ms>", "commit <acked ids>", "abandon"
 
+  static std::string joined(const Batch& b) {
+    std::string s;
+    for (const auto& m : b.messages) s += (s.empty() ? "" : ",") + m.id;
+    return s.empty() ? "-" : s;
+  }
   void open() override { ++opens; }
-  Batch fetch(std::size_t max, Millis /*wait*/) override {
+  Batch fetch(std::size_t max, Millis wait) override {
     if (!fetch_throws.empty()) {
       const bool t = fetch_throws.front();
       fetch_throws.pop_front();
       if (t) throw TransientError("connection lost");
     }
-    if (batches.empty()) return {};
-    Batch b = std::move(batches.front());
-    batches.pop_front();
+    Batch b;
+    if (!batches.empty()) {
+      b = std::move(batches.front());
+      batches.pop_front();
+    }
     REQUIRE(b.messages.size() <= max);
+    maxes.push_back(max);
+    if (log != nullptr) log->push_back("fetch " + joined(b) + " wait " + std::to_string(wait.count()));
     return b;
   }
   void commit(const Batch& b, std::span<const Delivery> d) override {
@@ -63,9 +75,18 @@ struct FakeSource : OutboxSource {
       if (d[i].status == DeliveryStatus::kDeferred) c.deferred.push_back(b.messages[i].id);
     }
     for (const auto& r : b.rejected) c.rejected.push_back(r.row.id);
+    if (log != nullptr) {
+      std::string s;
+      for (const auto& id : c.acked) s += (s.empty() ? "" : ",") + id;
+      log->push_back("commit " + (s.empty() ? "-" : s));
+    }
     commits.push_back(std::move(c));
   }
-  void abandon(const Batch&) noexcept override { ++abandons; }
+  void abandon(const Batch&) noexcept override {
+    ++abandons;
+    if (log != nullptr) log->push_back("abandon");
+  }
+  [[nodiscard]] int pipeline_depth() const override { return depth; }
   [[nodiscard]] bool caught_up() const override { return is_caught_up; }
   void close() noexcept override { ++closes; }
   [[nodiscard]] std::string describe() const override { return "fake"; }
@@ -79,8 +100,15 @@ struct FakePublisher : Publisher {
   std::span<Delivery> out;
   int aborts = 0;
 
+  std::vector<std::string>* log = nullptr;  // "send <ids>", "abort"
+
   void send(std::span<const OutboxMessage> messages, std::span<Delivery> o) override {
     sent.emplace_back(messages.begin(), messages.end());
+    if (log != nullptr) {
+      std::string s;
+      for (const auto& m : messages) s += (s.empty() ? "" : ",") + m.id;
+      log->push_back("send " + s);
+    }
     out = o;
     if (never_completes) return;
     for (std::size_t i = 0; i < messages.size(); ++i) {
@@ -91,6 +119,7 @@ struct FakePublisher : Publisher {
   bool await(Millis) override { return !never_completes; }
   void abort() noexcept override {
     ++aborts;
+    if (log != nullptr) log->push_back("abort");
     for (auto& d : out) {
       if (d.status == DeliveryStatus::kPending) d = {DeliveryStatus::kRetriable, "purged", -1, -1};
     }
@@ -328,4 +357,129 @@ TEST_CASE("block policy: a broker-side rejection holds back that key's later eve
   CHECK(rig.source.commits[0].poison.size() == 1);
   CHECK(rig.source.commits[0].deferred == std::vector<std::string>{"3", "5"});
   CHECK(rig.waiter.sleeps.empty());
+}
+
+TEST_CASE("pipelined: the next batch is fetched (without waiting) and sent before the previous commits") {
+  Rig rig;
+  std::vector<std::string> log;
+  rig.source.log = &log;
+  rig.publisher.log = &log;
+  rig.source.depth = 2;
+  rig.config.poll_interval = Millis(500);
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  rig.source.batches.push_back(batch_of({"4"}));
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(log ==
+        std::vector<std::string>{"fetch 1,2 wait 500", "send 1,2", "fetch 3 wait 0", "send 3", "commit 1,2"});
+  log.clear();
+  CHECK(d.step() == StepResult::kPublished);  // 3 is in flight already
+  CHECK(log == std::vector<std::string>{"fetch 4 wait 0", "send 4", "commit 3"});
+  log.clear();
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(log == std::vector<std::string>{"fetch - wait 0", "commit 4"});
+  log.clear();
+  CHECK(d.step() == StepResult::kIdle);
+  CHECK(log == std::vector<std::string>{"fetch - wait 500"});
+
+  // Not with the block policy (its waves need each batch's outcome first), nor with pipeline off.
+  for (const bool block : {true, false}) {
+    Rig r;
+    std::vector<std::string> l;
+    r.source.log = &l;
+    r.source.depth = 2;
+    if (block) {
+      r.config.on_poison = PoisonPolicy::kBlock;
+    } else {
+      r.config.pipeline = false;
+    }
+    r.source.batches.push_back(batch_of({"1"}));
+    r.source.batches.push_back(batch_of({"2"}));
+    auto dd = r.make();
+    CHECK(dd.step() == StepResult::kPublished);
+    CHECK(l == std::vector<std::string>{"fetch 1 wait 1000", "commit 1"});
+  }
+}
+
+TEST_CASE("pipelined: a retriable failure recalls the batch sent behind it; a lost source abandons both") {
+  Rig rig;
+  std::vector<std::string> log;
+  rig.source.log = &log;
+  rig.publisher.log = &log;
+  rig.source.depth = 2;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  rig.publisher.outcome["t:2"] = {DeliveryStatus::kRetriable, "Local: Message timed out", -1, -1};
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kRetrying);
+  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "send 1,2", "fetch 3 wait 0", "send 3",
+                                        "commit 1", "abort", "abandon"});
+  CHECK(rig.waiter.sleeps.size() == 1);
+  log.clear();
+  rig.publisher.outcome.clear();
+  rig.source.batches.push_back(batch_of({"2", "3"}));  // what the source hands out again
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(log == std::vector<std::string>{"fetch 2,3 wait 1000", "send 2,3", "fetch - wait 0", "commit 2,3"});
+
+  // The connection drops while the second batch is claimed: nothing is committed, both are abandoned.
+  Rig r2;
+  std::vector<std::string> l2;
+  r2.source.log = &l2;
+  r2.publisher.log = &l2;
+  r2.source.depth = 2;
+  r2.source.batches.push_back(batch_of({"1"}));
+  r2.source.fetch_throws = {false, true};
+  auto d2 = r2.make();
+  CHECK(d2.step() == StepResult::kRetrying);
+  CHECK(l2 == std::vector<std::string>{"fetch 1 wait 1000", "send 1", "abort", "abandon"});
+  CHECK(r2.source.commits.empty());
+  CHECK(r2.source.closes == 1);
+}
+
+TEST_CASE("pipelined: a stop finishes the batch in flight and commits it before run() returns") {
+  Rig rig;
+  std::vector<std::string> log;
+  rig.source.log = &log;
+  rig.source.depth = 2;
+  rig.source.batches.push_back(batch_of({"1"}));
+  rig.source.batches.push_back(batch_of({"2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);  // 1 committed, 2 in flight
+  rig.stop = true;
+  CHECK(d.run() == Outcome::kStopped);
+  CHECK(log == std::vector<std::string>{"fetch 1 wait 1000", "fetch 2 wait 0", "commit 1", "commit 2"});
+  CHECK(rig.source.batches.size() == 1);  // 3 was never claimed
+}
+
+TEST_CASE("batch-bytes: the fetch size follows the record sizes seen, within batch-size") {
+  Rig rig;
+  rig.config.batch_size = 100;
+  rig.config.batch_bytes = 10000;
+  auto sized = [](std::size_t n, std::size_t bytes) {
+    Batch b;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto m = msg(std::to_string(i));
+      m.topic = "";
+      m.key.reset();
+      m.value = std::string(bytes, 'x');
+      b.messages.push_back(m);
+    }
+    return b;
+  };
+  rig.source.batches.push_back(sized(5, 1000));
+  rig.source.batches.push_back(sized(5, 10));
+  rig.source.batches.push_back(sized(5, 10));
+  auto d = rig.make();
+  for (int i = 0; i < 4; ++i) d.step();
+  REQUIRE(rig.source.maxes.size() == 4);
+  CHECK(rig.source.maxes[0] == 9);   // nothing seen yet: 1 KiB per event assumed
+  CHECK(rig.source.maxes[1] == 10);  // 1000 B per event
+  CHECK(rig.source.maxes[2] == 19);  // average (1000 + 10) / 2
+  CHECK(rig.source.maxes[3] == 38);  // (505 + 10) / 2
+  rig.config.batch_bytes = 0;        // no bound: batch-size alone
+  auto d2 = rig.make();
+  d2.step();
+  CHECK(rig.source.maxes.back() == 100);
 }

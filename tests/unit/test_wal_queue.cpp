@@ -62,7 +62,6 @@ TEST_CASE("wal queue: batches are whole transactions up to max; a larger one com
   CHECK(b.end_position == 110);
   CHECK(q.in_flight());
   CHECK(q.ready_records() == 8);
-  CHECK_THROWS_AS((void)q.take(3), std::logic_error);  // one batch at a time
   auto plan = q.plan(b, all(2, DeliveryStatus::kAcked));
   CHECK(plan.confirm == 110);
   CHECK_FALSE(plan.retry);
@@ -100,6 +99,66 @@ TEST_CASE("wal queue: transactions without records ride along, or are confirmed 
   CHECK(b.end_position == 140);
   q.finish(q.plan(b, all(1, DeliveryStatus::kAcked)));
   CHECK(q.confirmed() == 140);
+}
+
+TEST_CASE("wal queue: two batches in flight are committed oldest first; a retry recalls the later one") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 2));
+  q.push(txn(120, 0));
+  q.push(txn(130, 2));
+  q.push(txn(140, 2));
+  q.push(txn(150, 0));
+  auto a = q.take(3);  // 110 (2) + 120 (0); 130 would make 4
+  CHECK(a.end_position == 120);
+  auto b = q.take(2);  // behind a: 130
+  CHECK(ids(b) == std::vector<std::string>{"130.0", "130.1"});
+  CHECK(q.batches_in_flight() == 2);
+  CHECK_THROWS_AS((void)q.take(10), std::logic_error);                                 // two at most
+  CHECK_THROWS_AS((void)q.plan(b, all(2, DeliveryStatus::kAcked)), std::logic_error);  // oldest first
+  q.finish(q.plan(a, all(2, DeliveryStatus::kAcked)));
+  CHECK(q.confirmed() == 120);
+  CHECK(q.batches_in_flight() == 1);
+  CHECK(q.in_flight());
+  auto c = q.take(10);  // behind b: 140 and the record-less 150
+  CHECK(c.end_position == 150);
+  q.finish(q.plan(b, all(2, DeliveryStatus::kAcked)));
+  q.finish(q.plan(c, all(2, DeliveryStatus::kAcked)));
+  CHECK(q.confirmed() == 150);
+  CHECK(q.idle());
+
+  // Behind a batch in flight, record-less transactions alone are not taken (they would confirm past it).
+  q.push(txn(160, 1));
+  q.push(txn(170, 0));
+  a = q.take(1);
+  CHECK(a.end_position == 170);
+  q.push(txn(180, 0));
+  b = q.take(10);
+  CHECK(b.empty());
+  CHECK(q.confirmed() == 150);
+  CHECK(q.batches_in_flight() == 1);
+  q.finish(q.plan(a, all(1, DeliveryStatus::kAcked)));
+  CHECK(q.confirmed() == 170);
+
+  // The first batch fails part-way: it and the whole second batch go back to ready, in order.
+  q.push(txn(190, 2));
+  q.push(txn(200, 1));
+  a = q.take(3);  // 180 (0) + 190 (2); 200 would make 3 -- fits: 2 + 1 <= 3
+  CHECK(a.end_position == 200);
+  q.push(txn(210, 1));
+  b = q.take(5);
+  CHECK(b.end_position == 210);
+  auto d = all(3, DeliveryStatus::kAcked);
+  d[2].status = DeliveryStatus::kRetriable;  // 200's record
+  const auto plan = q.plan(a, d);
+  CHECK(plan.retry);
+  CHECK(plan.confirm == 190);
+  q.finish(plan);
+  CHECK(q.confirmed() == 190);
+  CHECK_FALSE(q.in_flight());
+  CHECK(q.batches_in_flight() == 0);
+  CHECK(q.ready_records() == 2);
+  a = q.take(10);
+  CHECK(ids(a) == std::vector<std::string>{"200.0", "210.0"});
 }
 
 TEST_CASE(
