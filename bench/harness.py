@@ -49,14 +49,16 @@ PROFILES = {
                   wal_cap=60, claim_cap=10, lat_rates=[1000, 5000, 20000], sweep_rates=[], steady_s=4,
                   grace_s=10, idle_events=4, writer_s=2, degrade_backlog=50_000, dbz_backlog=10_000,
                   dbz_rates=[1000], dbz_cap=60, dbz_tuned=True, tune_backlog=50_000, tune_rate=5000,
-                  tune_batch=[100, 1000, 5000], tune_linger=[0, 10], tune_bsize=[], tune_modes=["wal"]),
+                  tune_batch=[100, 1000, 5000], tune_linger=[0, 10], tune_bsize=[], tune_modes=["wal"],
+                  snapshot_age_s=60, snapshot_base_s=15, snapshot_rate=1000, snapshot_backlog=50_000),
     # ~25-30 minutes: median of 3 runs; 1M-event backlog of 200 B events (250k of 2 KB events, 0.5 GB).
     "full": dict(reps=3, backlog={200: 1_000_000, 2000: 250_000}, payloads=[200, 2000], drain_cap=60,
                  wal_cap=120, claim_cap=15, lat_rates=[1000, 5000, 20000], sweep_rates=[40000, 80000],
                  steady_s=6, grace_s=20, idle_events=10, writer_s=3, degrade_backlog=100_000,
                  dbz_backlog=20_000, dbz_rates=[1000, 5000], dbz_cap=120, dbz_tuned=True, tune_backlog=100_000,
                  tune_rate=5000, tune_batch=[100, 1000, 5000], tune_linger=[0, 10], tune_bsize=[65536],
-                 tune_modes=["poll", "wal"], tune_reps=3, dbz_steady_s=5),
+                 tune_modes=["poll", "wal"], tune_reps=3, dbz_steady_s=5,
+                 snapshot_age_s=300, snapshot_base_s=30, snapshot_rate=1000, snapshot_backlog=100_000),
 }
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -734,6 +736,91 @@ def degradation(cfg, rep):
     return out
 
 
+BATCH_LINE = re.compile(r"^\[?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d\.\d+)(?:\+00:00)?\]? \[?debug\]? "
+                        r"batch of (\d+): fetched in ([\d.]+) ms")
+
+
+def batch_timings(path):
+    """(unix time, events, claim ms) of every batch in a relay's debug log (its clock is this host's)."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            m = BATCH_LINE.match(line)
+            if m:
+                stamp = m.group(1).replace("T", " ")
+                t = datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(
+                    tzinfo=datetime.timezone.utc if "+00:00" in line[:40] else None).timestamp()
+                out.append((t, int(m.group(2)), float(m.group(3))))
+    return out
+
+
+def snapshot_age(cfg):
+    """Poll mode under steady writes while another session holds a REPEATABLE READ snapshot open for
+    `snapshot_age_s`: the claim time (the relay's "fetched in" timing: claim statement plus row mapping)
+    in each minute of snapshot age, beside the same load before the snapshot; then a backlog drained
+    behind the aged snapshot, beside the same drain after it closed."""
+    age, rate, n = cfg["snapshot_age_s"], cfg["snapshot_rate"], cfg["snapshot_backlog"]
+    reset_tables()
+    topic = new_topic("snapshot")
+    path = logpath("snapshot-relay")
+    relay = Proc(relay_argv("poll", topic, extra=["--log-level", "debug"]), path, stdout=subprocess.DEVNULL)
+    holder = None
+    marks = {}
+    per_txn, conns = txn_shape(rate)
+
+    def load(seconds):
+        r = run_json([T.loadgen, "--db-url", URL, "--rate", str(rate), "--duration", str(seconds), "--per-txn",
+                      str(per_txn), "--connections", str(conns), "--payload", "200"], seconds + 120)
+        if "error" in r:
+            raise RuntimeError("load generator: " + r["error"])
+
+    def drain_backlog(tag):
+        marks[tag + "_fill"] = time.time()
+        sql_fill(n, 200)
+        marks[tag + "_filled"] = time.time()
+        deadline = time.time() + cfg["drain_cap"] * 3
+        while time.time() < deadline and sql("SELECT count(*) FROM outbox", fetch=True)[0][0] > 0:
+            time.sleep(0.2)
+        marks[tag + "_drained"] = time.time()
+    try:
+        marks["baseline"] = time.time()
+        load(cfg["snapshot_base_s"])
+        holder = psycopg2.connect(URL)
+        cur = holder.cursor()
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SELECT count(*) FROM orders")   # takes the snapshot: xmin held back from here on
+        marks["snapshot"] = time.time()
+        load(age)
+        marks["aged"] = time.time()
+        drain_backlog("old")
+        holder.rollback()
+        holder.close()
+        holder = None
+        marks["closed"] = time.time()
+        sql("VACUUM outbox")
+        drain_backlog("new")
+    finally:
+        if holder:
+            holder.rollback()
+            holder.close()
+        relay.stop()
+    rows = batch_timings(path)
+
+    def claims(t0, t1):
+        ms = [c for t, _, c in rows if t0 <= t < t1]
+        return {"batches": len(ms), "p50": pct(ms, 50), "p99": pct(ms, 99), "max": max(ms) if ms else None}
+    out = {"rate": rate, "age_s": age, "backlog": n, "marks": marks,
+           "baseline": claims(marks["baseline"], marks["snapshot"]), "minutes": []}
+    t = marks["snapshot"]
+    while t < marks["aged"] - 1:
+        out["minutes"].append(claims(t, min(t + 60, marks["aged"])))
+        t += 60
+    for tag in ("old", "new"):
+        out[f"drain_{tag}"] = {"rate": n / max(1e-3, marks[f"{tag}_drained"] - marks[f"{tag}_filled"]),
+                               "claims": claims(marks[f"{tag}_fill"], marks[f"{tag}_drained"] + 1)}
+    return out
+
+
 def idle_to_first(cfg, mode):
     """Single events 0.5 s apart into an idle relay: LISTEN/NOTIFY wake-up (poll) or WAL streaming."""
     r = steady_load(relay_daemon(mode), f"idle-{mode}", [2], cfg["idle_events"], cfg["grace_s"])
@@ -897,7 +984,7 @@ def main():
     ap.add_argument("--relay-info", default="", help="how the binary was built (for the report)")
     ap.add_argument("--build", required=True, help="build dir holding bench/bench_*")
     ap.add_argument("--only", default="", help="comma-separated subset: writer,throughput,latency,idle,"
-                    "degrade,dbz,tune (default: all)")
+                    "degrade,snapshot,dbz,tune (default: all)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-services", action="store_true", help="leave the bench PostgreSQL/Kafka running")
     ap.add_argument("--tag", default="", help="suffix for the results files (<date>[-quick][-TAG])")
@@ -906,7 +993,7 @@ def main():
     profile = "quick" if args.quick else "full"
     cfg = PROFILES[profile]
     only = set(filter(None, args.only.split(","))) or {"writer", "throughput", "latency", "idle", "degrade",
-                                                        "dbz", "tune"}
+                                                        "snapshot", "dbz", "tune"}
     T = Tools(args.build, args.relay)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     stem = stamp + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
@@ -964,6 +1051,7 @@ def main():
     section("idle", lambda: {m: [idle_to_first(cfg, m) for _ in range(cfg["reps"])]
                              for m in (["poll", "wal"] if wal_ok else ["poll"])})
     section("degrade", lambda: [degradation(cfg, i) for i in range(cfg["reps"])])
+    section("snapshot", lambda: snapshot_age(cfg))
     section("dbz", lambda: [dbz_compare(cfg, wal_ok, i) for i in range(cfg["reps"])])
     section("tune", lambda: tuning(cfg, wal_ok))
     results["total_s"] = round(time.monotonic() - t_start, 1)

@@ -96,6 +96,9 @@ void PollSource::open() {
       prepare_statements(*sessions_[i].conn);
     }
     leader_ = false;
+    floor_ = INT64_MIN;  // a new leader (or a new session) learns the watermark again
+    candidate_.reset();
+    full_next_ = true;
     listener_ = std::make_unique<Listener>(*sessions_[0].conn, config_.notify_channel, notified_);
   } catch (const pqxx::broken_connection& e) {
     close();
@@ -141,6 +144,8 @@ void PollSource::inspect_table(pqxx::connection& c) {
         config_.table, order);
   }
   value_is_bytea_ = types[router_.layout().value_column] == "bytea";
+  watermark_ = order == router_.layout().id_column &&
+               (id_type_ == "bigint" || id_type_ == "integer" || id_type_ == "smallint");
   has_failed_columns_ = types.count("failed_at") && types.count("error");
   if (config_.on_sent == OnSent::kMark && !types.count("sent_at")) {
     throw core::ConfigError("--on-sent=mark needs a \"sent_at\" column in table \"" + config_.table + "\"");
@@ -189,9 +194,18 @@ void PollSource::prepare_statements(pqxx::connection& c) {
   const auto id = c.quote_name(layout.id_column);
   // ORDER BY the column itself (o.id), not its text alias: as text, "10" sorts before "9".
   const auto order = config_.order_column.empty() ? id : c.quote_name(config_.order_column);
-  select += " FROM " + quoted_table_ + " AS o WHERE true" + pending + " ORDER BY o." + order +
+  select += " FROM " + quoted_table_ + " AS o WHERE true" + pending +
+            (watermark_ ? " AND o." + id + " > $2::bigint" : "") + " ORDER BY o." + order +
             (order == id ? "" : ", o." + id) + " LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
   c.prepare("claim", select);
+  if (watermark_) {
+    c.prepare("snapshot_xmax", "SELECT txid_snapshot_xmax(txid_current_snapshot())::text");
+    // Whether every transaction up to the candidate's xmax has ended, and the first claimable row at
+    // or below the candidate (in flight on the other session, or skipped by a claim's LIMIT race).
+    c.prepare("advance", "SELECT txid_snapshot_xmin(txid_current_snapshot()) >= $1::bigint, (SELECT min(o." +
+                             id + ")::text FROM " + quoted_table_ + " AS o WHERE true" + pending + " AND o." +
+                             id + " > $2::bigint AND o." + id + " <= $3::bigint)");
+  }
 
   const std::string ids = id + " = ANY($1::" + id_type_ + "[])";
   if (config_.on_sent == OnSent::kDelete) {
@@ -292,15 +306,21 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
     }
     if (session == nullptr) throw std::logic_error("poll source: fetch with every session holding a claim");
     session->tx = std::make_unique<pqxx::work>(*session->conn, "claim");
-    const auto rows = session->tx->exec_prepared("claim", static_cast<long>(max));
+    const auto from = watermark_ ? claim_floor(*session->tx) : INT64_MIN;
+    const auto rows = watermark_ ? session->tx->exec_prepared("claim", static_cast<long>(max), from)
+                                 : session->tx->exec_prepared("claim", static_cast<long>(max));
     if (rows.empty()) {
       session->tx->commit();
       session->tx.reset();
-      caught_up_ = true;
+      // Rows below the watermark (a straggler, a replayed or unblocked row) are found by the next claim,
+      // which starts from the head; only an empty claim from the head means caught up.
+      caught_up_ = from == INT64_MIN;
+      full_next_ = true;
       if (batch.source_tag == 0) wait_for_notification(wait);
       return batch;
     }
     caught_up_ = false;
+    if (watermark_) note_claimed(rows[rows.size() - 1][0].c_str());
     batch.messages.reserve(rows.size());
     const auto ncols = rows.columns();
     std::vector<std::string> names;
@@ -340,6 +360,50 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
     rethrow_as_transient("could not claim from \"" + config_.table + "\"", e);
   }
   return batch;
+}
+
+// Where this claim starts: past the watermark, or from the head (after an empty claim, and every
+// full_scan_interval). Moves the watermark when its candidate is safe.
+int64_t PollSource::claim_floor(pqxx::work& tx) {
+  const auto now = std::chrono::steady_clock::now();
+  if (candidate_ && now - last_check_ >= std::chrono::milliseconds(200)) {
+    last_check_ = now;
+    if (candidate_->xmax.empty()) {
+      if (now - candidate_->seen >= std::chrono::seconds(1)) {
+        candidate_->xmax = tx.exec_prepared("snapshot_xmax")[0][0].as<std::string>();
+      }
+    } else {
+      const auto r = tx.exec_prepared("advance", candidate_->xmax, std::to_string(floor_),
+                                      std::to_string(candidate_->id));
+      if (r[0][0].as<bool>()) {
+        floor_ = r[0][1].is_null() ? candidate_->id : std::max(floor_, r[0][1].as<int64_t>() - 1);
+        candidate_.reset();
+        spdlog::debug("watermark at {}", floor_);
+      } else {
+        spdlog::debug("watermark held at {}: a transaction that may add rows at or below {} is still running",
+                      floor_, candidate_->id);
+      }
+    }
+  }
+  // After an empty claim (at most once a second: under a light load most claims are empty) and every
+  // full_scan_interval, from the head.
+  if ((full_next_ && now - last_full_ >= std::chrono::seconds(1)) ||
+      now - last_full_ >= config_.full_scan_interval) {
+    full_next_ = false;
+    last_full_ = now;
+    return INT64_MIN;
+  }
+  return floor_;
+}
+
+void PollSource::note_claimed(const std::string& last_id) {
+  if (candidate_) return;
+  try {
+    const auto id = std::stoll(last_id);
+    if (id > floor_) candidate_ = Candidate{id, std::chrono::steady_clock::now(), {}};
+  } catch (const std::exception&) {
+    // not an integer after all: no watermark
+  }
 }
 
 void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) {

@@ -10,7 +10,9 @@
 // either session of a cut-off leader still holds a claim.
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,12 @@ struct PollSourceConfig {
   // Claim order (commit order per aggregate relies on it); empty = the id column. A Debezium table's
   // uuid id has no order: give it a sequence or timestamp column here, or use WAL mode.
   std::string order_column;
+  // Watermark (integer id claimed in id order): a claim starts past the ids known to be done, so it
+  // does not walk the index entries of sent rows that vacuum cannot remove yet (an old snapshot
+  // elsewhere). A claim after an empty one (at most once a second) and one every full_scan_interval
+  // start from the head: a row made pending again below the watermark (replay, a resolved block) waits
+  // at most that long.
+  std::chrono::milliseconds full_scan_interval{10000};
 };
 
 class PollSource final : public core::OutboxSource {
@@ -77,6 +85,8 @@ class PollSource final : public core::OutboxSource {
   bool try_lead();
   void park(pqxx::work& tx, const std::vector<std::pair<std::string, std::string>>& poison,
             const core::Batch& batch);
+  int64_t claim_floor(pqxx::work& tx);
+  void note_claimed(const std::string& last_id);
 
   PollSourceConfig config_;
   core::Router router_;
@@ -91,6 +101,22 @@ class PollSource final : public core::OutboxSource {
   bool leader_ = false;
   bool standby_logged_ = false;
   int wake_fd_ = -1;  // eventfd: wake() makes a wait in fetch() return at once
+
+  // Watermark: every claimable row with id <= floor_ is done. It moves to a candidate id (the last id
+  // of a claim) once every transaction that could still add a row at or below it has ended: the
+  // snapshot xmin passed the xmax seen a second after the claim (a writer takes its id a moment
+  // before its transaction id).
+  bool watermark_ = false;
+  int64_t floor_ = INT64_MIN;
+  struct Candidate {
+    int64_t id = 0;
+    std::chrono::steady_clock::time_point seen;
+    std::string xmax;  // empty until taken
+  };
+  std::optional<Candidate> candidate_;
+  std::chrono::steady_clock::time_point last_check_{};
+  std::chrono::steady_clock::time_point last_full_{};
+  bool full_next_ = true;
 };
 
 }  // namespace outbox_relay::pg

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <functional>
 #include <thread>
 
 #include "helpers.h"
@@ -269,4 +270,90 @@ TEST_CASE("the database password never appears in logs or errors") {
     CHECK(out.find("Sup3r-Secret-pw") == std::string::npos);
     CHECK(out.find("Wrong-Secret-pw") == std::string::npos);
   }
+}
+
+TEST_CASE("watermark: a row committed late, or made pending again below it, is still published") {
+  const auto url = fresh_database("it_watermark");
+  const auto topic = "it.watermark." + unique_suffix();
+  Process relay(relay_args(url, {"--on-sent", "mark", "--poll-interval", "100ms", "--log-level", "debug",
+                                 "--topic-template", topic}));
+  REQUIRE(wait_until([&] { return relay.output().find("leading") != std::string::npos; }, 30s));
+  auto insert = [&](const std::string& key) {
+    sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) VALUES ('o', '" + key +
+                 "', 'e', '{}')");
+  };
+  auto sent = [&] { return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"); };
+  // Writes keep coming until the watermark has moved at least twice (a candidate matures in ~1 s).
+  auto moves = [&] {
+    const auto out = relay.output();
+    std::size_t n = 0;
+    for (auto p = out.find("watermark at "); p != std::string::npos; p = out.find("watermark at ", p + 1))
+      ++n;
+    return n;
+  };
+  auto keep_writing_until = [&](const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+    int i = 0;
+    return wait_until(
+        [&] {
+          insert("w" + std::to_string(i++ % 10));
+          return done();
+        },
+        timeout);
+  };
+  REQUIRE(keep_writing_until([&] { return moves() >= 2; }, 60s));
+
+  // A writer takes its id now and commits seconds later: the watermark must stay below that id.
+  pqxx::connection late(url);
+  pqxx::work tx(late);
+  const auto late_id = tx.exec(
+                             "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) VALUES "
+                             "('o', 'late', 'e', '{}') RETURNING id")[0][0]
+                           .as<long long>();
+  // The watermark is checked (and held) at least twice while that transaction is open.
+  auto held = [&] {
+    const auto out = relay.output();
+    std::size_t n = 0;
+    for (auto p = out.find("watermark held"); p != std::string::npos; p = out.find("watermark held", p + 1))
+      ++n;
+    return n;
+  };
+  const auto held_before = held();
+  REQUIRE(keep_writing_until([&] { return held() >= held_before + 2; }, 60s));
+  const auto moves_before = moves();
+  auto floors = [&] {
+    std::vector<long long> out;
+    const auto text = relay.output();
+    for (auto p = text.find("watermark at "); p != std::string::npos; p = text.find("watermark at ", p + 1)) {
+      out.push_back(std::stoll(text.substr(p + 13)));
+    }
+    return out;
+  };
+  for (const auto f : floors()) CHECK(f < late_id);
+  tx.commit();
+  const auto committed_at = std::chrono::steady_clock::now();
+  REQUIRE(wait_until(
+      [&] {
+        return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL AND id = " +
+                                  std::to_string(late_id)) == 1;
+      },
+      30s));
+  // Found by the claim right after the commit (not by the periodic scan from the head, 10 s).
+  CHECK(std::chrono::steady_clock::now() - committed_at < 5s);
+  // Now the watermark passes it.
+  REQUIRE(keep_writing_until([&] { return moves() >= moves_before + 2; }, 60s));
+  CHECK(floors().back() >= late_id);
+
+  // A row below the watermark made pending again (replay) is published again too.
+  const auto before = consume_all(topic).size();
+  REQUIRE(wait_until([&] { return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0; },
+                     30s));
+  sql(url, "UPDATE outbox SET sent_at = NULL WHERE id = 1");
+  REQUIRE(wait_until([&] { return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0; },
+                     30s));
+  const auto all = consume_at_least(topic, before + 1, 30s);
+  std::size_t ones = 0;
+  for (const auto& r : all) ones += r.header("id") == std::optional<std::string>("1") ? 1 : 0;
+  CHECK(ones == 2);
+  CHECK(sent() == sql_count(url, "SELECT count(*) FROM outbox"));
+  stop_relay(relay);
 }
