@@ -139,9 +139,8 @@ bool parse_options(int argc, const char* const* argv, Options& o) {
       "Also bound a batch to about this many bytes of records (learned from the sizes seen; 0B: no bound)");
   opt("poll-interval", poll_interval, "Longest wait between polls when no NOTIFY arrives");
   opt("session-timeout", session_timeout,
-      "Poll mode: the server ends a dead, paused or partitioned relay's session (and frees its claim and "
-      "lead "
-      "for a standby) after this; keep it above message.timeout.ms (30s)");
+      "The server ends a dead, paused or partitioned relay's session after this, freeing its claim and lead "
+      "(poll) or its slot (WAL: wal_sender_timeout) for a standby; keep it above message.timeout.ms (30s)");
   opt("on-sent", on_sent, "What to do with a published row: delete it, or mark it (set sent_at)")
       ->check(CLI::IsMember({"delete", "mark"}));
   opt("pipeline", pipeline,

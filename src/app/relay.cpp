@@ -58,6 +58,7 @@ std::unique_ptr<core::OutboxSource> make_source(const Options& o) {
     c.status_interval = o.status_interval;
     c.heartbeat_interval = o.heartbeat_interval;
     c.message_prefix = o.message_prefix;
+    c.session_timeout = o.session_timeout;
     return std::make_unique<pg::WalSource>(std::move(c), std::move(router));
   }
   pg::PollSourceConfig c;

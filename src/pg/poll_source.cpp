@@ -230,6 +230,9 @@ void PollSource::prepare_statements(pqxx::connection& c) {
 
 // Waits for a NOTIFY on the channel, a wake(), or `wait`, whichever comes first.
 void PollSource::wait_for_notification(std::chrono::milliseconds wait) {
+  // The server ends a session idle for session_timeout (idle_session_timeout): come back and claim
+  // well before that, however long the poll interval.
+  wait = std::min(wait, config_.session_timeout / 3);
   if (wait.count() <= 0) return;
   notified_ = false;
   auto& conn = *sessions_[0].conn;
@@ -266,6 +269,7 @@ bool PollSource::try_lead() {
   for (std::size_t i = 0; i < sessions_.size(); ++i) {
     auto& s = sessions_[i];
     if (s.locked) continue;
+    s.used = std::chrono::steady_clock::now();
     pqxx::nontransaction n(*s.conn);
     const auto key = i == 0 ? base : base + ":session" + std::to_string(i);
     s.locked = n.exec_params("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key)[0][0].as<bool>();
@@ -290,6 +294,7 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
   try {
     if (!leader_ && !try_lead()) {
       caught_up_ = false;
+      for (auto& other : sessions_) keep_alive(other);
       // Not woken by NOTIFY: under write load that would turn standing by into a hot loop.
       pollfd fd{wake_fd_, POLLIN, 0};
       if (::poll(&fd, 1, static_cast<int>(config_.standby_interval.count())) > 0) {
@@ -305,6 +310,10 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
       }
     }
     if (session == nullptr) throw std::logic_error("poll source: fetch with every session holding a claim");
+    for (auto& other : sessions_) {
+      if (&other != session && !other.tx) keep_alive(other);
+    }
+    session->used = std::chrono::steady_clock::now();
     session->tx = std::make_unique<pqxx::work>(*session->conn, "claim");
     const auto from = watermark_ ? claim_floor(*session->tx) : INT64_MIN;
     const auto rows = watermark_ ? session->tx->exec_prepared("claim", static_cast<long>(max), from)
@@ -360,6 +369,16 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
     rethrow_as_transient("could not claim from \"" + config_.table + "\"", e);
   }
   return batch;
+}
+
+// A session that only claims under load (the pipeline's second one) would otherwise sit idle long
+// enough for the server to end it, and with it its lead lock.
+void PollSource::keep_alive(Session& s) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - s.used < config_.session_timeout / 3) return;
+  s.used = now;
+  pqxx::nontransaction n(*s.conn);
+  n.exec("SELECT 1");
 }
 
 // Where this claim starts: past the watermark, or from the head (after an empty claim, and every
@@ -421,6 +440,7 @@ void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery
     }
   }
   for (const auto& r : batch.rejected) poison.emplace_back(r.row.id, r.error);
+  sessions_[batch.source_tag].used = std::chrono::steady_clock::now();
   try {
     if (!done.empty()) tx->exec_prepared("done", array_literal(done));
     if (!poison.empty()) park(*tx, poison, batch);

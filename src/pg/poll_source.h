@@ -75,9 +75,11 @@ class PollSource final : public core::OutboxSource {
   // One database session; sessions_[0] also listens for NOTIFY.
   struct Session {
     std::unique_ptr<pqxx::connection> conn;
-    std::unique_ptr<pqxx::work> tx;  // the open claim, if any
-    bool locked = false;             // holds its lead advisory lock
+    std::unique_ptr<pqxx::work> tx;                // the open claim, if any
+    bool locked = false;                           // holds its lead advisory lock
+    std::chrono::steady_clock::time_point used{};  // last statement (the server ends idle sessions)
   };
+  void keep_alive(Session& s);
   std::unique_ptr<pqxx::connection> connect();
   void inspect_table(pqxx::connection& c);
   void prepare_statements(pqxx::connection& c);

@@ -298,8 +298,11 @@ std::map<std::string, std::string> WalSource::connection_params() const {
       std::max<long long>(1, std::chrono::ceil<std::chrono::seconds>(cfg_.command_timeout).count());
   params.try_emplace("connect_timeout", std::to_string(secs));
   params.try_emplace("fallback_application_name", "outbox-relay");
-  params.try_emplace("keepalives_idle", "30");
-  params.try_emplace("tcp_user_timeout", "30000");
+  const auto timeout = std::max<long long>(1000, cfg_.session_timeout.count());
+  params.try_emplace("keepalives_idle", std::to_string(std::max<long long>(1, timeout / 4000)));
+  params.try_emplace("keepalives_interval", std::to_string(std::max<long long>(1, timeout / 8000)));
+  params.try_emplace("keepalives_count", "3");
+  params.try_emplace("tcp_user_timeout", std::to_string(timeout));
   return params;
 }
 
@@ -482,6 +485,11 @@ void WalSource::connect_replication() {
   // Tuple text must be in the form the mapping parses (timestamps in ISO).
   auto& options = params["options"];
   options += std::string(options.empty() ? "" : " ") + "-c datestyle=ISO";
+  // A relay that stopped answering loses its stream (and the slot passes to a standby) after the session
+  // timeout instead of the server-wide wal_sender_timeout (settable per connection since PostgreSQL 12).
+  if (options.find("wal_sender_timeout") == std::string::npos) {
+    options += " -c wal_sender_timeout=" + std::to_string(cfg_.session_timeout.count()) + "ms";
+  }
   repl_.reset(PQconnectdb(build_conninfo(params).c_str()));
   if (!repl_ || PQstatus(repl_.get()) != CONNECTION_OK) {
     const std::string cause = repl_ ? conn_error(repl_.get()) : "out of memory";

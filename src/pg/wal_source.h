@@ -78,6 +78,10 @@ struct WalSourceConfig {
   std::chrono::milliseconds min_wait{20};
   // Bound on each connect and each command (IDENTIFY_SYSTEM, CREATE_REPLICATION_SLOT, queries).
   std::chrono::milliseconds command_timeout{30000};
+  // The server ends the stream of a relay that stopped answering (dead, paused, partitioned) after this
+  // (wal_sender_timeout for this connection, and tcp_user_timeout), which frees the slot for a standby.
+  // Keepalive replies and status updates (status_interval) keep a live relay's stream open.
+  std::chrono::milliseconds session_timeout{60000};
 };
 
 class WalSource final : public core::OutboxSource {

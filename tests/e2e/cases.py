@@ -15,8 +15,8 @@ from harness import E2EError, log, wait_until
 from load import Load, ground_truth
 from verify import verify
 
-# Server-side bound on a dead or paused poll relay's session (PollSourceConfig::session_timeout, not a flag
-# yet) and on a silent WAL stream (wal_sender_timeout in scripts/pg.sh).
+# Server-side bound on a dead, paused or partitioned relay's session: the default --session-timeout (poll:
+# the session timeouts and TCP keepalives; WAL: the replication connection's wal_sender_timeout).
 LEASE = 60.0
 
 
@@ -268,8 +268,8 @@ def case_sigstop_short(c, pause=5.0):
 
 
 def _lease_args(c, lease):
-    """Poll mode: a shorter lease through --session-timeout (WAL: the server's wal_sender_timeout, 60 s)."""
-    if lease and c.mode == "poll":
+    """A shorter lease through --session-timeout (poll: the session timeouts; WAL: wal_sender_timeout)."""
+    if lease:
         c.extra_relay_args = ["--session-timeout", "%ds" % lease]
         return float(lease)
     return LEASE

@@ -52,7 +52,7 @@ def plan(quick, soak_seconds):
         add("sigstop-short", C.case_sigstop_short, ["poll"], 20, pause=4.0)
         add("late-commit", C.case_late_commit, ["poll"], 40, old=15.0, baseline=5.0)
         add("sigstop-idle", C.case_sigstop_lease, ["poll"], 30, idle=True, lease=10)
-        add("net-pg-ha", C.case_net_pg_ha, ["poll"], 30, lease=10)
+        add("net-pg-ha", C.case_net_pg_ha, ["poll", "wal"], 30, lease=10)
         return P, []
     old = 300.0 if soak_seconds >= 45 * 60 else 120.0
     # Most telling first: with --soak shorter than a full pass (~45 min) the cases that no longer fit are

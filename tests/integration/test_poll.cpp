@@ -357,3 +357,37 @@ TEST_CASE("watermark: a row committed late, or made pending again below it, is s
   CHECK(sent() == sql_count(url, "SELECT count(*) FROM outbox"));
   stop_relay(relay);
 }
+
+TEST_CASE("an idle leader and its standby keep their sessions and locks past --session-timeout") {
+  const auto url = fresh_database("it_idle_sessions");
+  const auto topic = "it.idle." + unique_suffix();
+  const std::vector<std::string> flags = {"--session-timeout", "5s", "--poll-interval", "10m",
+                                          "--topic-template",  topic};
+  Process a(relay_args(url, flags));
+  REQUIRE(wait_until([&] { return a.output().find("leading") != std::string::npos; }, 30s));
+  Process b(relay_args(url, flags));
+  REQUIRE(wait_until([&] { return b.output().find("standing by") != std::string::npos; }, 30s));
+  auto count = [](const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+  };
+  // Three session timeouts with nothing to do: the server would end an idle session (and with it a
+  // lock) after 5 s; neither relay may lose a session or the lead changes hands.
+  const auto until = std::chrono::steady_clock::now() + 15s;
+  CHECK_FALSE(wait_until(
+      [&] {
+        return count(a.output(), "retrying") > 0 || count(b.output(), "retrying") > 0 ||
+               count(b.output(), "leading") > 0 || std::chrono::steady_clock::now() >= until + 5s;
+      },
+      15s));
+  CHECK(count(a.output(), "leading") == 1);
+  CHECK(count(a.output(), "connected: poll source") == 1);
+  CHECK(count(b.output(), "connected: poll source") == 1);
+  CHECK(count(b.output(), "leading") == 0);
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) VALUES ('o', 'k', 'e', '{}')");
+  CHECK(consume_at_least(topic, 1, 30s).size() == 1);
+  stop_relay(b);
+  stop_relay(a);
+}
