@@ -2,18 +2,26 @@
 
 #include <charconv>
 #include <stdexcept>
+#include <utility>
 
 namespace outbox_relay::core {
 
-std::chrono::milliseconds parse_duration(const std::string& text) {
-  int64_t n = 0;
+namespace {
+
+// "<digits><unit>" -> (number, unit); throws `not_a` when it does not start with a non-negative number.
+std::pair<uint64_t, std::string> number_and_unit(const std::string& text, const std::string& not_a) {
+  uint64_t n = 0;
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   auto [p, ec] = std::from_chars(begin, end, n);
-  if (ec != std::errc() || p == begin || n < 0) {
-    throw std::invalid_argument("\"" + text + "\" is not a duration (e.g. 250ms, 10s, 5m)");
-  }
-  const std::string unit(p, end);
+  if (ec != std::errc() || p == begin) throw std::invalid_argument("\"" + text + "\" is not " + not_a);
+  return {n, std::string(p, end)};
+}
+
+}  // namespace
+
+std::chrono::milliseconds parse_duration(const std::string& text) {
+  const auto [n, unit] = number_and_unit(text, "a duration (e.g. 250ms, 10s, 5m)");
   int64_t ms_per_unit = 0;
   if (unit == "ms") {
     ms_per_unit = 1;
@@ -30,8 +38,10 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
   } else {
     throw std::invalid_argument("\"" + text + "\" has an unknown unit \"" + unit + "\" (ms, s, m, h or d)");
   }
-  if (n > INT64_MAX / ms_per_unit) throw std::invalid_argument("\"" + text + "\" is too long");
-  return std::chrono::milliseconds(n * ms_per_unit);
+  if (n > static_cast<uint64_t>(INT64_MAX / ms_per_unit)) {
+    throw std::invalid_argument("\"" + text + "\" is too long");
+  }
+  return std::chrono::milliseconds(static_cast<int64_t>(n) * ms_per_unit);
 }
 
 std::string format_duration(std::chrono::milliseconds d) {
@@ -44,14 +54,7 @@ std::string format_duration(std::chrono::milliseconds d) {
 }
 
 std::size_t parse_size(const std::string& text) {
-  uint64_t n = 0;
-  const char* begin = text.data();
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(begin, end, n);
-  if (ec != std::errc() || p == begin) {
-    throw std::invalid_argument("\"" + text + "\" is not a size (e.g. 512KiB, 2MiB)");
-  }
-  const std::string unit(p, end);
+  const auto [n, unit] = number_and_unit(text, "a size (e.g. 512KiB, 2MiB)");
   uint64_t per_unit = 0;
   if (unit == "B") {
     per_unit = 1;

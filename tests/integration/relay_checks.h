@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <string>
+
 #include "helpers.h"
 
 namespace outbox_relay::testing {
@@ -15,6 +17,13 @@ inline void stop_relay(Process& relay) {
   INFO(relay.output());
   REQUIRE(rc.has_value());
   CHECK(*rc == 0);
+}
+
+// How many times `what` occurs in `text` (log lines of a relay).
+inline std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
 }
 
 }  // namespace outbox_relay::testing

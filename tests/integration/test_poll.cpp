@@ -284,13 +284,7 @@ TEST_CASE("watermark: a row committed late, or made pending again below it, is s
   };
   auto sent = [&] { return sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL"); };
   // Writes keep coming until the watermark has moved at least twice (a candidate matures in ~1 s).
-  auto moves = [&] {
-    const auto out = relay.output();
-    std::size_t n = 0;
-    for (auto p = out.find("watermark at "); p != std::string::npos; p = out.find("watermark at ", p + 1))
-      ++n;
-    return n;
-  };
+  auto moves = [&] { return occurrences(relay.output(), "watermark at "); };
   auto keep_writing_until = [&](const std::function<bool()>& done, std::chrono::milliseconds timeout) {
     int i = 0;
     return wait_until(
@@ -310,13 +304,7 @@ TEST_CASE("watermark: a row committed late, or made pending again below it, is s
                              "('o', 'late', 'e', '{}') RETURNING id")[0][0]
                            .as<long long>();
   // The watermark is checked (and held) at least twice while that transaction is open.
-  auto held = [&] {
-    const auto out = relay.output();
-    std::size_t n = 0;
-    for (auto p = out.find("watermark held"); p != std::string::npos; p = out.find("watermark held", p + 1))
-      ++n;
-    return n;
-  };
+  auto held = [&] { return occurrences(relay.output(), "watermark held"); };
   const auto held_before = held();
   REQUIRE(keep_writing_until([&] { return held() >= held_before + 2; }, 60s));
   const auto moves_before = moves();
@@ -367,11 +355,7 @@ TEST_CASE("an idle leader and its standby keep their sessions and locks past --s
   REQUIRE(wait_until([&] { return a.output().find("leading") != std::string::npos; }, 30s));
   Process b(relay_args(url, flags));
   REQUIRE(wait_until([&] { return b.output().find("standing by") != std::string::npos; }, 30s));
-  auto count = [](const std::string& text, const std::string& what) {
-    std::size_t n = 0;
-    for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-    return n;
-  };
+  const auto count = occurrences;
   // Three session timeouts with nothing to do: the server would end an idle session (and with it a
   // lock) after 5 s; neither relay may lose a session or the lead changes hands.
   const auto until = std::chrono::steady_clock::now() + 15s;

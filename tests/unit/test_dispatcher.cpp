@@ -161,6 +161,16 @@ struct Rig {
   Dispatcher make() { return Dispatcher(source, publisher, waiter, metrics, config, stop); }
 };
 
+// A source that allows two outstanding batches; source and publisher calls go into one log.
+struct PipelinedRig : Rig {
+  std::vector<std::string> log;
+  PipelinedRig() {
+    source.log = &log;
+    publisher.log = &log;
+    source.depth = 2;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("an acknowledged batch is committed whole, in order") {
@@ -360,11 +370,8 @@ TEST_CASE("block policy: a broker-side rejection holds back that key's later eve
 }
 
 TEST_CASE("pipelined: the next batch is fetched (without waiting) and sent before the previous commits") {
-  Rig rig;
-  std::vector<std::string> log;
-  rig.source.log = &log;
-  rig.publisher.log = &log;
-  rig.source.depth = 2;
+  PipelinedRig rig;
+  auto& log = rig.log;
   rig.config.poll_interval = Millis(500);
   rig.source.batches.push_back(batch_of({"1", "2"}));
   rig.source.batches.push_back(batch_of({"3"}));
@@ -403,11 +410,8 @@ TEST_CASE("pipelined: the next batch is fetched (without waiting) and sent befor
 }
 
 TEST_CASE("pipelined: a retriable failure recalls the batch sent behind it; a lost source abandons both") {
-  Rig rig;
-  std::vector<std::string> log;
-  rig.source.log = &log;
-  rig.publisher.log = &log;
-  rig.source.depth = 2;
+  PipelinedRig rig;
+  auto& log = rig.log;
   rig.source.batches.push_back(batch_of({"1", "2"}));
   rig.source.batches.push_back(batch_of({"3"}));
   rig.publisher.outcome["t:2"] = {DeliveryStatus::kRetriable, "Local: Message timed out", -1, -1};
@@ -423,11 +427,8 @@ TEST_CASE("pipelined: a retriable failure recalls the batch sent behind it; a lo
   CHECK(log == std::vector<std::string>{"fetch 2,3 wait 1000", "send 2,3", "fetch - wait 0", "commit 2,3"});
 
   // The connection drops while the second batch is claimed: nothing is committed, both are abandoned.
-  Rig r2;
-  std::vector<std::string> l2;
-  r2.source.log = &l2;
-  r2.publisher.log = &l2;
-  r2.source.depth = 2;
+  PipelinedRig r2;
+  auto& l2 = r2.log;
   r2.source.batches.push_back(batch_of({"1"}));
   r2.source.fetch_throws = {false, true};
   auto d2 = r2.make();
@@ -438,10 +439,9 @@ TEST_CASE("pipelined: a retriable failure recalls the batch sent behind it; a lo
 }
 
 TEST_CASE("pipelined: a stop finishes the batch in flight and commits it before run() returns") {
-  Rig rig;
-  std::vector<std::string> log;
-  rig.source.log = &log;
-  rig.source.depth = 2;
+  PipelinedRig rig;
+  auto& log = rig.log;
+  rig.publisher.log = nullptr;
   rig.source.batches.push_back(batch_of({"1"}));
   rig.source.batches.push_back(batch_of({"2"}));
   rig.source.batches.push_back(batch_of({"3"}));
