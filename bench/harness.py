@@ -684,7 +684,9 @@ def throughput(cfg, wal_ok, rep, payload):
     log("  claim ceiling (relay SQL)")
     sql("TRUNCATE outbox")
     sql_fill(n, payload)
-    argv = [T.claim, "--db-url", URL, "--timeout", str(cfg["claim_cap"])]
+    # The relay's batches: --batch-size 2000, cut at --batch-bytes 2 MiB of records (~1,000 of 2 KB).
+    batch = min(2000, (2 << 20) // (payload + 60))
+    argv = [T.claim, "--db-url", URL, "--timeout", str(cfg["claim_cap"]), "--batch-size", str(batch)]
     if res["poll"].get("claim_sql"):
         argv += ["--claim-sql", res["poll"]["claim_sql"]]
         if res["poll"].get("done_sql"):
@@ -708,6 +710,27 @@ def throughput(cfg, wal_ok, rep, payload):
     topic = new_topic("producer")
     res["producer"] = run_json([T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", str(n),
                                 "--payload", str(payload)], 600)
+
+    # Both ceilings at once, each on its own data: what this host can do of the DB side and the Kafka side
+    # together with no relay between them (they share the CPUs, as the relay's drain does).
+    log("  claim ceiling and raw producer at once")
+    sql_fill(n, payload)
+    topic = new_topic("producer")
+    both = {}
+
+    def run_into(key, argv, timeout):
+        both[key] = run_json(argv, timeout)
+    threads = [threading.Thread(target=run_into, args=("claim", argv, cfg["claim_cap"] + 120)),
+               threading.Thread(target=run_into, args=("producer", [
+                   T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", str(n),
+                   "--payload", str(payload)], 600))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res["claim_with_producer"] = both.get("claim", {})
+    res["producer_with_claim"] = both.get("producer", {})
+    sql("TRUNCATE outbox")
     return res
 
 
