@@ -49,14 +49,14 @@ PROFILES = {
                   wal_cap=60, claim_cap=10, lat_rates=[1000, 5000, 20000], sweep_rates=[], steady_s=4,
                   grace_s=10, idle_events=4, writer_s=2, degrade_backlog=50_000, dbz_backlog=10_000,
                   dbz_rates=[1000], dbz_cap=60, dbz_tuned=True, tune_backlog=50_000, tune_rate=5000,
-                  tune_batch=[100, 1000, 5000], tune_linger=[0, 10], tune_bsize=[], tune_modes=["wal"],
+                  tune_batch=[100, 1000, 2000, 5000], tune_linger=[0, 10], tune_bsize=[], tune_modes=["wal"],
                   snapshot_age_s=60, snapshot_base_s=15, snapshot_rate=1000, snapshot_backlog=50_000),
     # ~25-30 minutes: median of 3 runs; 1M-event backlog of 200 B events (250k of 2 KB events, 0.5 GB).
     "full": dict(reps=3, backlog={200: 1_000_000, 2000: 250_000}, payloads=[200, 2000], drain_cap=60,
                  wal_cap=120, claim_cap=15, lat_rates=[1000, 5000, 20000], sweep_rates=[40000, 80000],
                  steady_s=6, grace_s=20, idle_events=10, writer_s=3, degrade_backlog=100_000,
                  dbz_backlog=20_000, dbz_rates=[1000, 5000], dbz_cap=120, dbz_tuned=True, tune_backlog=100_000,
-                 tune_rate=5000, tune_batch=[100, 1000, 5000], tune_linger=[0, 10], tune_bsize=[65536],
+                 tune_rate=5000, tune_batch=[100, 1000, 2000, 5000], tune_linger=[0, 10], tune_bsize=[65536],
                  tune_modes=["poll", "wal"], tune_reps=3, dbz_steady_s=5,
                  snapshot_age_s=300, snapshot_base_s=30, snapshot_rate=1000, snapshot_backlog=100_000),
 }
@@ -711,25 +711,32 @@ def throughput(cfg, wal_ok, rep, payload):
     res["producer"] = run_json([T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", str(n),
                                 "--payload", str(payload)], 600)
 
-    # Both ceilings at once, each on its own data: what this host can do of the DB side and the Kafka side
-    # together with no relay between them (they share the CPUs, as the relay's drain does).
+    # Both ceilings at once, each on its own data, for the same window (short enough that neither runs out
+    # of data at its rate alone): what this host does of the DB side and the Kafka side together with no
+    # relay between them (they share the CPUs, as the relay's drain does).
     log("  claim ceiling and raw producer at once")
+    rates = [x.get("rate") for x in (res["claim"], res["producer"]) if x.get("rate")]
+    window = max(1.0, min(cfg["claim_cap"], 0.8 * n / max(rates))) if rates else 5.0
     sql_fill(n, payload)
     topic = new_topic("producer")
     both = {}
 
     def run_into(key, argv, timeout):
         both[key] = run_json(argv, timeout)
-    threads = [threading.Thread(target=run_into, args=("claim", argv, cfg["claim_cap"] + 120)),
+    claim_argv = list(argv)
+    claim_argv[claim_argv.index("--timeout") + 1] = f"{window:.1f}"
+    threads = [threading.Thread(target=run_into, args=("claim", claim_argv, cfg["claim_cap"] + 120)),
                threading.Thread(target=run_into, args=("producer", [
                    T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", str(n),
-                   "--payload", str(payload)], 600))]
+                   "--seconds", f"{window:.1f}", "--payload", str(payload)], 600))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    both["window_s"] = window
     res["claim_with_producer"] = both.get("claim", {})
     res["producer_with_claim"] = both.get("producer", {})
+    res["both_window_s"] = window
     sql("TRUNCATE outbox")
     return res
 

@@ -8,7 +8,7 @@
 //   bench_kafka watch   --brokers B --topic T --expect N [--timeout S] [--interval-ms MS] [--from-zero]
 //        progress without consuming: polls the partitions' high watermarks until they add up to N;
 //        reports when the first record and the N-th record became visible.
-//   bench_kafka produce --brokers B --topic T --count N [--payload BYTES] [-X key=value]...
+//   bench_kafka produce --brokers B --topic T --count N [--seconds S] [--payload BYTES] [-X key=value]...
 //        the raw producer ceiling: N records shaped like the relay's (key, value, id and event_type
 //        headers), with the relay's producer properties (kafka::producer_properties, the same -X).
 //   bench_kafka count   --brokers B --topic T                      sum of the high watermarks
@@ -245,12 +245,18 @@ int cmd_produce(const bench::Args& a) {
   const std::string topic = a.need("topic");
   partitions(rk.get(), topic);  // connected and warm, as the relay is before its first batch
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-  const int64_t n = a.num("count", 100000);
+  int64_t n = a.num("count", 100000);
   const auto bytes = static_cast<size_t>(a.num("payload", 200));
+  // --seconds: stop producing after this long (a window shared with another ceiling run at once).
+  const auto window_ns = static_cast<int64_t>(a.real("seconds", 0) * 1e9);
   rusage ru0{};
   getrusage(RUSAGE_SELF, &ru0);
   const int64_t start = bench::now_ns();
   for (int64_t i = 0; i < n; ++i) {
+    if (window_ns > 0 && bench::now_ns() - start >= window_ns) {
+      n = i;
+      break;
+    }
     const uint64_t eid = bench::event_id(0, static_cast<uint64_t>(i));
     const std::string key = std::to_string(eid);
     const std::string value = bench::payload(eid, start, bytes);

@@ -379,9 +379,10 @@ def write(res, out_dir, stem):
     if "throughput" in res and v.tp and any("claim_with_producer" in x for runs in v.tp.values() for x in runs):
         md.append("### Poll mode: both ceilings at once")
         md.append("")
-        md.append("The claim+mark loop and the raw producer run at the same time, each on its own data, sharing the "
-                  "host as the relay's drain shares it with PostgreSQL and the broker. The slower of the two is what "
-                  "any relay could reach here; the relay's drain is given as a share of it.")
+        md.append("The claim+mark loop and the raw producer run at the same time for the same window (short enough "
+                  "that neither runs out of data), each on its own data, sharing the host as the relay's drain shares "
+                  "it with PostgreSQL and the broker. The slower of the two is about what any relay could reach here; "
+                  "the relay's drain is given as a share of it.")
         md.append("")
         md.append("| Payload | claim loop alone | claim loop with the producer | producer alone | producer with the "
                   "claim loop | relay (poll) | relay ÷ slower of the pair |")
@@ -483,7 +484,7 @@ def write(res, out_dir, stem):
         reps = cfg.get("tune_reps", 1)
         md.append(f"Each row: drain of {cfg['tune_backlog']:,} × 200 B, then steady {cfg['tune_rate']:,} events/s for "
                   f"{cfg['steady_s']} s; {'median of ' + str(reps) + ' runs taken in turn' if reps > 1 else 'one run each'}. "
-                  f"Defaults: --batch-size 1000, linger.ms 2, batch.size 1000000.")
+                  f"Defaults: --batch-size 2000 (and --batch-bytes 2MiB), --pipeline on, linger.ms 2, batch.size 1000000.")
         md.append("")
         md.append(tt)
         md.append("")

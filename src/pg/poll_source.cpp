@@ -321,10 +321,11 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
     if (rows.empty()) {
       session->tx->commit();
       session->tx.reset();
-      // Rows below the watermark (a straggler, a replayed or unblocked row) are found by the next claim,
-      // which starts from the head; only an empty claim from the head means caught up.
-      caught_up_ = from == INT64_MIN;
-      full_next_ = true;
+      // Every row committed before this claim is claimed or above the watermark (it never passes a
+      // pending row), so this is caught up. Rows made pending again below it (replay, a resolved block)
+      // are found by a claim from the head: the next one (at most once a second), or the periodic one.
+      caught_up_ = true;
+      full_next_ = from != INT64_MIN;
       if (batch.source_tag == 0) wait_for_notification(wait);
       return batch;
     }

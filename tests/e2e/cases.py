@@ -345,6 +345,75 @@ def case_broker_kill(c, rounds=1, down=8.0):
     c.finish()
 
 
+def _node_data(node):
+    return os.path.join(H.RUN, "kafka", "node%d" % node, "data")
+
+
+def _mount_small_disk(node, headroom_mb):
+    """Moves the broker's log dir onto a tmpfs with `headroom_mb` free (broker stopped meanwhile)."""
+    data = _node_data(node)
+    H.kafka_script("stop-node", node)
+    used_mb = int(H.sh(["du", "-sm", data]).stdout.split()[0])
+    real = data + ".disk"
+    os.rename(data, real)
+    os.makedirs(data)
+    H.sh(["mount", "-t", "tmpfs", "-o", "size=%dm" % (used_mb + headroom_mb), "tmpfs", data])
+    H.sh("cp -a %s/. %s/" % (real, data))
+    H.kafka_script("start-node", node)
+    return real
+
+
+def _unmount_small_disk(node, real):
+    """Puts the broker's log dir back on the real disk, with what it wrote meanwhile."""
+    data = _node_data(node)
+    H.kafka_script("stop-node", node)
+    H.sh(["rm", "-f", os.path.join(data, "filler")])
+    H.sh("rm -rf %s && mkdir -p %s && cp -a %s/. %s/" % (real, real, data, real))
+    H.sh(["umount", data])
+    os.rmdir(data)
+    os.rename(real, data)
+    H.kafka_script("start-node", node)
+
+
+def case_disk_full(c, hold=8.0):
+    """A partition leader's disk fills up under load (its log dir on a small tmpfs, then a filler file):
+    Kafka takes a broker whose only log dir fails offline, the others lead, the relay keeps publishing;
+    then the disk is freed and the broker restarted."""
+    if os.geteuid() != 0:
+        c.result.note("skipped: mounting a small disk needs root")
+        c.finish()
+        return
+    leaders = H.partition_leaders(c.topic)
+    node = c.rng.choice(leaders) if leaders else 1
+    real = _mount_small_disk(node, 64)
+    try:
+        H.wait_cluster_healthy([c.topic])
+        c.start_relay()
+        c.start_load()
+        c.wait_published(50)
+        fault_pause(c, 1, 3)
+        t0 = time.time()
+        H.sh(["dd", "if=/dev/zero", "of=" + os.path.join(_node_data(node), "filler"), "bs=1M"], check=False)
+        try:
+            wait_until(lambda: not H.kafka_node_alive(node), 60, "broker %d to go offline on a full disk" % node,
+                       interval=0.2)
+            c.result.note("broker %d went offline %.1fs after its disk filled" % (node, time.time() - t0))
+        except E2EError:
+            c.result.note("broker %d still running with a full disk" % node)
+        time.sleep(hold)  # the fault: the disk stays full this long
+        H.sh(["rm", "-f", os.path.join(_node_data(node), "filler")])
+        H.kafka_script("stop-node", node)
+        H.kafka_script("start-node", node)
+        t1 = time.time()
+        c.add_fault("disk-full", t0, t1)
+        H.wait_cluster_healthy([c.topic])
+        fault_pause(c, 1, 2)
+        c.finish()
+    finally:
+        _unmount_small_disk(node, real)
+        H.wait_cluster_healthy([c.topic])
+
+
 def case_cluster_stop(c, down=30.0):
     c.start_relay()
     c.start_load()

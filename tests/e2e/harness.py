@@ -76,6 +76,16 @@ def kafka_script(*args, timeout=300):
     return sh([os.path.join(ROOT, "scripts", "kafka.sh")] + [str(a) for a in args], timeout=timeout)
 
 
+def kafka_node_alive(node):
+    """Whether broker `node`'s process (scripts/kafka.sh's pid file) is running."""
+    try:
+        with open(os.path.join(RUN, "kafka", "node%d" % node, "pid")) as f:
+            os.kill(int(f.read().strip()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def kafka_admin(main_class, *args):
     cp = os.path.join(KAFKA_LIBS, "*")
     return sh(["java", "-Xmx256m", "-cp", cp, "-Dlog4j.configuration=file:/dev/null", main_class] + list(args),
