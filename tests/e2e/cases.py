@@ -1,6 +1,7 @@
 """The fault cases. Each runs the real relay against the e2e PostgreSQL and three-broker Kafka under a load of
 concurrent writers, injects one kind of fault, then drains, stops the relays and verifies every committed
 event exactly (verify.py). A case returns a Result row for the table."""
+import contextlib
 import json
 import os
 import random
@@ -68,6 +69,7 @@ class Case:
         self._watch_stop = threading.Event()
         self._watch = None
         self.extra_relay_args = []
+        self.faults = []  # (kind, start, end) of each fault injected (Case.fault)
 
     # ---------------------------------------------------------- setup
     def setup(self, create_topic=True):
@@ -162,7 +164,7 @@ class Case:
         v = verify(truth, H.consume_all(self.topic), rb)
         self.result.verdict = v
         self.result.seconds = time.time() - self.t_start
-        for kind, t0, t1 in getattr(self, "faults", []):
+        for kind, t0, t1 in self.faults:
             self.result.stalls.append(v.max_gap(t0, t1 + 30))
             rs = v.resumed_after(t1)
             if rs is not None:
@@ -171,17 +173,25 @@ class Case:
             self.result.fail("promises 1-2: " + v.summary())
         # Duplicates only as a re-send of the tail that was unconfirmed when a fault struck: the first copy
         # of every duplicate was published shortly before (or during) some fault.
-        faults = getattr(self, "faults", [])
-        odd = [t for t in v.dup_first_ts if not any(t0 - 70 <= t <= t1 + 10 for _, t0, t1 in faults)]
+        odd = [t for t in v.dup_first_ts if not any(t0 - 70 <= t <= t1 + 10 for _, t0, t1 in self.faults)]
         if odd:
             self.result.fail("promise 2: %d duplicates not explained by a fault (first copies at %s)" % (
                 len(odd), ", ".join(time.strftime("%H:%M:%S", time.localtime(t)) for t in odd[:5])))
         return v
 
-    def add_fault(self, kind, t0, t1):
-        if not hasattr(self, "faults"):
-            self.faults = []
-        self.faults.append((kind, t0, t1))
+    def start_under_load(self):
+        """The relay (slot r1) leading, the writers running, and the first 50 records published."""
+        self.start_relay()
+        self.start_load()
+        self.wait_published(50)
+
+    @contextlib.contextmanager
+    def fault(self, kind):
+        """Records the block as a fault of `kind`, from its start to its end (the verifier puts duplicates and
+        stalls around it down to it); yields the start time."""
+        t0 = time.time()
+        yield t0
+        self.faults.append((kind, t0, time.time()))
         self.result.faults += 1
 
     def cleanup(self):
@@ -233,15 +243,12 @@ def fault_pause(c, lo, hi):
 # ================================================================== cases
 
 def case_sigkill(c, kills=4):
-    c.start_relay()
-    c.start_load()
-    c.wait_published(50)
+    c.start_under_load()
     for k in range(kills):
         fault_pause(c, 0.3, 2.5)
-        t0 = time.time()
-        c.kill_relay("r1")
-        c.start_relay(wait_leading=False)
-        c.add_fault("sigkill", t0, time.time())
+        with c.fault("sigkill"):
+            c.kill_relay("r1")
+            c.start_relay(wait_leading=False)
         if c.rng.random() < 0.7:  # most kills at steady state, some while it is still starting
             wait_until(lambda: c.relays["r1"].is_leading(), 60, "relay to lead after restart")
     fault_pause(c, 1, 2)
@@ -255,13 +262,12 @@ def case_sigstop_short(c, pause=5.0):
     c.start_load()
     c.wait_published(50)
     fault_pause(c, 0.5, 2)
-    t0 = time.time()
-    b_off = c.relays["b"].log_size()
-    c.relays["a"].signal(signal.SIGSTOP)
-    time.sleep(pause)  # the fault: the leader stays paused this long
-    took = c.relays["b"].is_leading(b_off)
-    c.relays["a"].signal(signal.SIGCONT)
-    c.add_fault("sigstop", t0, time.time())
+    with c.fault("sigstop"):
+        b_off = c.relays["b"].log_size()
+        c.relays["a"].signal(signal.SIGSTOP)
+        time.sleep(pause)  # the fault: the leader stays paused this long
+        took = c.relays["b"].is_leading(b_off)
+        c.relays["a"].signal(signal.SIGCONT)
     if took:
         c.result.note("standby took over during a %.0fs pause (shorter than the %.0fs lease)" % (pause, LEASE))
     c.finish()
@@ -299,22 +305,20 @@ def case_sigstop_lease(c, idle=False, extra_hold=15.0, lease=None):
         fault_pause(c, 0.5, 3)
     a, b = c.relays["a"], c.relays["b"]
     b_off = b.log_size()
-    t0 = time.time()
-    a.signal(signal.SIGSTOP)
-    if idle:
-        c.load.pause(False)
     took = None
-    try:
-        wait_until(lambda: b.is_leading(b_off), lease + extra_hold, "standby to take over")
-        took = time.time() - t0
-        c.result.takeovers.append(took)
-    except E2EError:
-        c.result.fail("promise 4: the standby did not take over within %.0fs of the leader being paused %s" % (
-            lease + extra_hold, "while idle" if idle else "under load"))
-    a_off = a.log_size()
-    t1 = time.time()
-    a.signal(signal.SIGCONT)
-    c.add_fault("sigstop", t0, t1)
+    with c.fault("sigstop") as t0:
+        a.signal(signal.SIGSTOP)
+        if idle:
+            c.load.pause(False)
+        try:
+            wait_until(lambda: b.is_leading(b_off), lease + extra_hold, "standby to take over")
+            took = time.time() - t0
+            c.result.takeovers.append(took)
+        except E2EError:
+            c.result.fail("promise 4: the standby did not take over within %.0fs of the leader being paused %s" % (
+                lease + extra_hold, "while idle" if idle else "under load"))
+        a_off = a.log_size()
+        a.signal(signal.SIGCONT)
     # After waking, the old leader must notice it lost the lead and publish nothing new: it must not
     # lead again while the standby leads.
     if took is not None:
@@ -327,19 +331,15 @@ def case_sigstop_lease(c, idle=False, extra_hold=15.0, lease=None):
 
 
 def case_broker_kill(c, rounds=1, down=8.0):
-    c.start_relay()
-    c.start_load()
-    c.wait_published(50)
+    c.start_under_load()
     for _ in range(rounds):
         fault_pause(c, 1, 3)
         leaders = H.partition_leaders(c.topic)
         node = c.rng.choice(leaders) if leaders else 1
-        t0 = time.time()
-        H.kafka_script("stop-node", node, "--kill")
-        time.sleep(down)  # the fault: the broker stays down this long
-        H.kafka_script("start-node", node)
-        t1 = time.time()
-        c.add_fault("broker-kill", t0, t1)
+        with c.fault("broker-kill"):
+            H.kafka_script("stop-node", node, "--kill")
+            time.sleep(down)  # the fault: the broker stays down this long
+            H.kafka_script("start-node", node)
         H.wait_cluster_healthy([c.topic])
     fault_pause(c, 1, 2)
     c.finish()
@@ -388,24 +388,20 @@ def case_disk_full(c, hold=8.0):
     real = _mount_small_disk(node, 64)
     try:
         H.wait_cluster_healthy([c.topic])
-        c.start_relay()
-        c.start_load()
-        c.wait_published(50)
+        c.start_under_load()
         fault_pause(c, 1, 3)
-        t0 = time.time()
-        H.sh(["dd", "if=/dev/zero", "of=" + os.path.join(_node_data(node), "filler"), "bs=1M"], check=False)
-        try:
-            wait_until(lambda: not H.kafka_node_alive(node), 60, "broker %d to go offline on a full disk" % node,
-                       interval=0.2)
-            c.result.note("broker %d went offline %.1fs after its disk filled" % (node, time.time() - t0))
-        except E2EError:
-            c.result.note("broker %d still running with a full disk" % node)
-        time.sleep(hold)  # the fault: the disk stays full this long
-        H.sh(["rm", "-f", os.path.join(_node_data(node), "filler")])
-        H.kafka_script("stop-node", node)
-        H.kafka_script("start-node", node)
-        t1 = time.time()
-        c.add_fault("disk-full", t0, t1)
+        with c.fault("disk-full") as t0:
+            H.sh(["dd", "if=/dev/zero", "of=" + os.path.join(_node_data(node), "filler"), "bs=1M"], check=False)
+            try:
+                wait_until(lambda: not H.kafka_node_alive(node), 60,
+                           "broker %d to go offline on a full disk" % node, interval=0.2)
+                c.result.note("broker %d went offline %.1fs after its disk filled" % (node, time.time() - t0))
+            except E2EError:
+                c.result.note("broker %d still running with a full disk" % node)
+            time.sleep(hold)  # the fault: the disk stays full this long
+            H.sh(["rm", "-f", os.path.join(_node_data(node), "filler")])
+            H.kafka_script("stop-node", node)
+            H.kafka_script("start-node", node)
         H.wait_cluster_healthy([c.topic])
         fault_pause(c, 1, 2)
         c.finish()
@@ -415,65 +411,51 @@ def case_disk_full(c, hold=8.0):
 
 
 def case_cluster_stop(c, down=30.0):
-    c.start_relay()
-    c.start_load()
-    c.wait_published(50)
+    c.start_under_load()
     fault_pause(c, 1, 3)
-    t0 = time.time()
-    for node in range(1, H.KAFKA_NODES + 1):
-        H.kafka_script("stop-node", node, "--kill")
-    time.sleep(down)  # the fault: the whole cluster stays down this long
-    H.kafka_script("start", H.KAFKA_NODES, timeout=400)
-    t1 = time.time()
-    c.add_fault("cluster-stop", t0, t1)
+    with c.fault("cluster-stop"):
+        for node in range(1, H.KAFKA_NODES + 1):
+            H.kafka_script("stop-node", node, "--kill")
+        time.sleep(down)  # the fault: the whole cluster stays down this long
+        H.kafka_script("start", H.KAFKA_NODES, timeout=400)
     H.wait_cluster_healthy([c.topic])
     fault_pause(c, 2, 3)
     c.finish(drain_timeout=300)
 
 
 def case_pg_restart(c, rounds=1):
-    c.start_relay()
-    c.start_load()
-    c.wait_published(50)
+    c.start_under_load()
     for _ in range(rounds):
         fault_pause(c, 1, 3)
-        t0 = time.time()
-        H.pg_script("restart")
-        t1 = time.time()
-        c.add_fault("pg-restart", t0, t1)
+        with c.fault("pg-restart"):
+            H.pg_script("restart")
     fault_pause(c, 2, 3)
     c.finish()
 
 
 def case_pg_terminate(c, rounds=3):
-    c.start_relay()
-    c.start_load()
-    c.wait_published(50)
+    c.start_under_load()
     for _ in range(rounds):
         fault_pause(c, 0.5, 2.5)
-        t0 = time.time()
-        n = H.q("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                            "WHERE application_name = 'outbox-relay'")[0][0]
+        with c.fault("pg-terminate"):
+            n = H.q("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                "WHERE application_name = 'outbox-relay'")[0][0]
         if n == 0:
             c.result.note("no outbox-relay backend to terminate")
-        c.add_fault("pg-terminate", t0, time.time())
     fault_pause(c, 1, 2)
     c.finish()
 
 
 def case_net_cut(c, target="kafka", rounds=1, down=10.0):
-    c.start_relay()
-    c.start_load()
-    c.wait_published(50)
+    c.start_under_load()
     net = H.Net()
     try:
         for _ in range(rounds):
             fault_pause(c, 1, 3)
-            t0 = time.time()
-            net.cut(target)
-            time.sleep(down)  # the fault: the link stays cut this long
-            net.restore(target)
-            c.add_fault("net-" + target, t0, time.time())
+            with c.fault("net-" + target):
+                net.cut(target)
+                time.sleep(down)  # the fault: the link stays cut this long
+                net.restore(target)
     finally:
         net.restore(target)
     fault_pause(c, 2, 3)
@@ -515,14 +497,14 @@ def case_ha(c, kills=3, relays=2, shards=1):
             continue
         others = [sl for sl in groups[s] if sl != lead]
         offs = {sl: c.relays[sl].log_size() for sl in others}
-        t0 = time.time()
-        c.kill_relay(lead)
-        try:
-            wait_until(lambda: any(c.relays[sl].is_leading(offs[sl]) for sl in others), LEASE, "takeover")
-            c.result.takeovers.append(time.time() - t0)
-        except E2EError:
-            c.result.fail("promise 4: no takeover within %.0fs after the leader of shard %d was killed" % (LEASE, s))
-        c.add_fault("leader-kill", t0, time.time())
+        with c.fault("leader-kill") as t0:
+            c.kill_relay(lead)
+            try:
+                wait_until(lambda: any(c.relays[sl].is_leading(offs[sl]) for sl in others), LEASE, "takeover")
+                c.result.takeovers.append(time.time() - t0)
+            except E2EError:
+                c.result.fail("promise 4: no takeover within %.0fs after the leader of shard %d was killed" % (
+                    LEASE, s))
         c.start_relay(lead, extra=c.slot_extra[lead], wait_leading=False)  # back as a standby
     fault_pause(c, 1, 2)
     c.finish()
@@ -564,22 +546,21 @@ def case_net_pg_ha(c, extra_hold=15.0, lease=None):
     a, b = c.relays["a"], c.relays["b"]
     b_off = b.log_size()
     net = H.Net()
-    t0 = time.time()
-    net.cut("pg")
     took = None
-    try:
-        wait_until(lambda: b.is_leading(b_off), lease + extra_hold, "standby to take over")
-        took = time.time() - t0
-        c.result.takeovers.append(took)
-        c.result.note("takeover after the leader lost PostgreSQL: %.1fs" % took)
-    except E2EError:
-        c.result.fail("promise 4: the standby did not take over within %.0fs of the leader losing PostgreSQL" % (
-            lease + extra_hold))
-        _diagnose_sessions(c)
-    finally:
-        a_off = a.log_size()
-        net.restore("pg")
-    c.add_fault("net-pg-ha", t0, time.time())
+    with c.fault("net-pg-ha") as t0:
+        net.cut("pg")
+        try:
+            wait_until(lambda: b.is_leading(b_off), lease + extra_hold, "standby to take over")
+            took = time.time() - t0
+            c.result.takeovers.append(took)
+            c.result.note("takeover after the leader lost PostgreSQL: %.1fs" % took)
+        except E2EError:
+            c.result.fail("promise 4: the standby did not take over within %.0fs of the leader losing PostgreSQL"
+                          % (lease + extra_hold))
+            _diagnose_sessions(c)
+        finally:
+            a_off = a.log_size()
+            net.restore("pg")
     if took is not None:
         try:
             wait_until(lambda: a.has(r"(retrying with backoff|another relay leads|in use by another relay)", a_off)
