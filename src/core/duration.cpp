@@ -1,47 +1,52 @@
 #include "core/duration.h"
 
 #include <charconv>
+#include <cstdint>
+#include <span>
 #include <stdexcept>
-#include <utility>
+#include <string_view>
 
 namespace outbox_relay::core {
 
 namespace {
 
-// "<digits><unit>" -> (number, unit); throws `not_a` when it does not start with a non-negative number.
-std::pair<uint64_t, std::string> number_and_unit(const std::string& text, const std::string& not_a) {
+struct Unit {
+  std::string_view name;
+  uint64_t factor;
+};
+
+constexpr Unit kDurationUnits[] = {{"ms", 1},       {"s", 1000},      {"m", 60'000},
+                                   {"min", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}};
+constexpr Unit kSizeUnits[] = {
+    {"B", 1},     {"KiB", 1u << 10}, {"MiB", 1u << 20},   {"GiB", 1u << 30},
+    {"kB", 1000}, {"KB", 1000},      {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}};
+
+// "<digits><unit>" as the number times the unit's factor, at most `max`. Throws std::invalid_argument
+// naming the problem: not a number (`not_a`), no unit or an unknown one (listing `names`), over `max`.
+uint64_t scaled(const std::string& text, std::span<const Unit> units, const std::string& names,
+                const std::string& not_a, const std::string& too_much, uint64_t max) {
   uint64_t n = 0;
   const char* begin = text.data();
   const char* end = text.data() + text.size();
   auto [p, ec] = std::from_chars(begin, end, n);
   if (ec != std::errc() || p == begin) throw std::invalid_argument("\"" + text + "\" is not " + not_a);
-  return {n, std::string(p, end)};
+  const std::string_view unit(p, static_cast<std::size_t>(end - p));
+  if (unit.empty()) throw std::invalid_argument("\"" + text + "\" needs a unit (" + names + ")");
+  for (const auto& u : units) {
+    if (u.name != unit) continue;
+    if (n > max / u.factor) throw std::invalid_argument("\"" + text + "\" is " + too_much);
+    return n * u.factor;
+  }
+  throw std::invalid_argument("\"" + text + "\" has an unknown unit \"" + std::string(unit) + "\" (" + names +
+                              ")");
 }
 
 }  // namespace
 
 std::chrono::milliseconds parse_duration(const std::string& text) {
-  const auto [n, unit] = number_and_unit(text, "a duration (e.g. 250ms, 10s, 5m)");
-  int64_t ms_per_unit = 0;
-  if (unit == "ms") {
-    ms_per_unit = 1;
-  } else if (unit == "s") {
-    ms_per_unit = 1000;
-  } else if (unit == "m" || unit == "min") {
-    ms_per_unit = 60'000;
-  } else if (unit == "h") {
-    ms_per_unit = 3'600'000;
-  } else if (unit == "d") {
-    ms_per_unit = 86'400'000;
-  } else if (unit.empty()) {
-    throw std::invalid_argument("\"" + text + "\" needs a unit (ms, s, m, h or d)");
-  } else {
-    throw std::invalid_argument("\"" + text + "\" has an unknown unit \"" + unit + "\" (ms, s, m, h or d)");
-  }
-  if (n > static_cast<uint64_t>(INT64_MAX / ms_per_unit)) {
-    throw std::invalid_argument("\"" + text + "\" is too long");
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(n) * ms_per_unit);
+  return std::chrono::milliseconds(static_cast<int64_t>(scaled(text, kDurationUnits, "ms, s, m, h or d",
+                                                               "a duration (e.g. 250ms, 10s, 5m)", "too long",
+                                                               static_cast<uint64_t>(INT64_MAX))));
 }
 
 std::string format_duration(std::chrono::milliseconds d) {
@@ -54,30 +59,8 @@ std::string format_duration(std::chrono::milliseconds d) {
 }
 
 std::size_t parse_size(const std::string& text) {
-  const auto [n, unit] = number_and_unit(text, "a size (e.g. 512KiB, 2MiB)");
-  uint64_t per_unit = 0;
-  if (unit == "B") {
-    per_unit = 1;
-  } else if (unit == "KiB") {
-    per_unit = 1024;
-  } else if (unit == "MiB") {
-    per_unit = 1024 * 1024;
-  } else if (unit == "GiB") {
-    per_unit = 1024 * 1024 * 1024;
-  } else if (unit == "kB" || unit == "KB") {
-    per_unit = 1000;
-  } else if (unit == "MB") {
-    per_unit = 1000 * 1000;
-  } else if (unit == "GB") {
-    per_unit = 1000 * 1000 * 1000;
-  } else if (unit.empty()) {
-    throw std::invalid_argument("\"" + text + "\" needs a unit (B, KiB, MiB, GiB, kB, MB or GB)");
-  } else {
-    throw std::invalid_argument("\"" + text + "\" has an unknown unit \"" + unit +
-                                "\" (B, KiB, MiB, GiB, kB, MB or GB)");
-  }
-  if (n > UINT64_MAX / per_unit) throw std::invalid_argument("\"" + text + "\" is too large");
-  return static_cast<std::size_t>(n * per_unit);
+  return static_cast<std::size_t>(scaled(text, kSizeUnits, "B, KiB, MiB, GiB, kB, MB or GB",
+                                         "a size (e.g. 512KiB, 2MiB)", "too large", SIZE_MAX));
 }
 
 }  // namespace outbox_relay::core
