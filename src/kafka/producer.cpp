@@ -181,32 +181,32 @@ void Producer::send(std::span<const core::OutboxMessage> messages, std::span<cor
   rd_kafka_poll(rk_.get(), 0);
 }
 
-bool Producer::await(std::chrono::milliseconds timeout) {
+// Serves delivery reports until `done` or `timeout`; throws on a fatal producer error.
+bool Producer::serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (outstanding_ > 0) {
+  for (;;) {
     throw_if_fatal();
+    if (done()) return true;
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     rd_kafka_poll(rk_.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
   }
-  throw_if_fatal();
-  return true;
+}
+
+bool Producer::await(std::chrono::milliseconds timeout) {
+  return serve_until([this] { return outstanding_ == 0; }, timeout);
 }
 
 bool Producer::await(std::span<const core::Delivery> out, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::size_t i = 0;  // out[..i) is final; reports arrive roughly in order, so this is linear overall
-  for (;;) {
-    while (i < out.size() && out[i].status != core::DeliveryStatus::kPending) ++i;
-    throw_if_fatal();
-    if (i == out.size()) return true;
-    if (outstanding_ == 0) return true;  // given up on by abort(): no report will come for the rest
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return false;
-    rd_kafka_poll(rk_.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
-  }
+  return serve_until(
+      [&] {
+        while (i < out.size() && out[i].status != core::DeliveryStatus::kPending) ++i;
+        // outstanding_ == 0 with some still pending: given up on by abort(), no report will come for them
+        return i == out.size() || outstanding_ == 0;
+      },
+      timeout);
 }
 
 void Producer::abort() noexcept {

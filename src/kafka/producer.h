@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -49,6 +50,7 @@ class Producer final : public core::Publisher {
   static void on_log(const rd_kafka_s* rk, int level, const char* fac, const char* buf);
   rd_kafka_topic_s* topic(const std::string& name);
   void throw_if_fatal();
+  bool serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 
   struct RdKafkaDeleter {
     void operator()(rd_kafka_s* rk) const;
