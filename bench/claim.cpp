@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
       }
       PQclear(must(c, PQexec(c, "BEGIN"), "begin"));
       const char* p1[2] = {batch_text.c_str(), floor.c_str()};
-      PGresult* rows = must(c, PQexecPrepared(c, "claim", watermark ? 2 : 1, p1, nullptr, nullptr, 0), "claim");
+      PGresult* rows =
+          must(c, PQexecPrepared(c, "claim", watermark ? 2 : 1, p1, nullptr, nullptr, 0), "claim");
       const int n = PQntuples(rows);
       if (n == 0) {
         PQclear(rows);

@@ -741,6 +741,29 @@ def throughput(cfg, wal_ok, rep, payload):
     return res
 
 
+class OldSnapshot:
+    """Another session holding a REPEATABLE READ snapshot open (xmin held back: vacuum can remove nothing
+    deleted since), until close() or the end of a `with` block."""
+
+    def __init__(self):
+        self.conn = psycopg2.connect(URL)
+        cur = self.conn.cursor()
+        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        cur.execute("SELECT count(*) FROM orders")   # takes the snapshot
+
+    def close(self):
+        if self.conn:
+            self.conn.rollback()
+            self.conn.close()
+            self.conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def degradation(cfg, rep):
     """Poll-mode drain while another session holds a REPEATABLE READ snapshot open."""
     n = cfg["degrade_backlog"]
@@ -748,12 +771,7 @@ def degradation(cfg, rep):
     for snap in (False, True):
         reset_tables()
         sql_fill(n, 200)
-        holder = None
-        if snap:
-            holder = psycopg2.connect(URL)
-            cur = holder.cursor()
-            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("SELECT count(*) FROM orders")   # takes the snapshot and keeps xmin back
+        holder = OldSnapshot() if snap else None
         topic = new_topic("degrade")
         try:
             out["snapshot" if snap else "baseline"] = drain(
@@ -761,7 +779,6 @@ def degradation(cfg, rep):
                 topic=topic)
         finally:
             if holder:
-                holder.rollback()
                 holder.close()
     return out
 
@@ -794,7 +811,6 @@ def snapshot_age(cfg):
     topic = new_topic("snapshot")
     path = logpath("snapshot-relay")
     relay = Proc(relay_argv("poll", topic, extra=["--log-level", "debug"]), path, stdout=subprocess.DEVNULL)
-    holder = None
     marks = {}
     per_txn, conns = txn_shape(rate)
 
@@ -815,24 +831,15 @@ def snapshot_age(cfg):
     try:
         marks["baseline"] = time.time()
         load(cfg["snapshot_base_s"])
-        holder = psycopg2.connect(URL)
-        cur = holder.cursor()
-        cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        cur.execute("SELECT count(*) FROM orders")   # takes the snapshot: xmin held back from here on
-        marks["snapshot"] = time.time()
-        load(age)
-        marks["aged"] = time.time()
-        drain_backlog("old")
-        holder.rollback()
-        holder.close()
-        holder = None
+        with OldSnapshot():
+            marks["snapshot"] = time.time()
+            load(age)
+            marks["aged"] = time.time()
+            drain_backlog("old")
         marks["closed"] = time.time()
         sql("VACUUM outbox")
         drain_backlog("new")
     finally:
-        if holder:
-            holder.rollback()
-            holder.close()
         relay.stop()
     rows = batch_timings(path)
 
