@@ -149,6 +149,10 @@ int run_relay(const Options& o) {
   } catch (const core::FatalError& e) {
     spdlog::error("fatal: {}", e.what());
     return kExitFailure;
+  } catch (const std::exception& e) {
+    // A failure no layer classified: end with its message rather than std::terminate's bare abort.
+    spdlog::error("fatal: unexpected error: {}", e.what());
+    return kExitFailure;
   }
 }
 

@@ -368,6 +368,10 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
   } catch (const pqxx::sql_error& e) {
     if (session != nullptr) session->tx.reset();
     rethrow_as_transient("could not claim from \"" + config_.table + "\"", e);
+  } catch (const pqxx::failure& e) {
+    // e.g. in_doubt_error: the connection broke during the commit that ends an empty claim
+    if (session != nullptr) session->tx.reset();
+    rethrow_as_transient("lost connection while claiming from \"" + config_.table + "\"", e);
   }
   return batch;
 }
@@ -457,6 +461,9 @@ void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery
     tx.reset();
     rethrow_as_transient(
         "commit of sent rows of \"" + config_.table + "\" is in doubt (they may be sent again)", e);
+  } catch (const pqxx::failure& e) {
+    tx.reset();
+    rethrow_as_transient("could not mark sent rows of \"" + config_.table + "\"", e);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "helpers.h"
+#include "proxy.h"
 #include "relay_checks.h"
 #include "writers.h"
 
@@ -162,6 +163,28 @@ TEST_CASE("PostgreSQL restarted under load: the relay reconnects and loses nothi
   stop_relay(relay);
   const auto records = consume_at_least(topic, committed.size(), 30s);
   const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
+}
+
+TEST_CASE("a connection cut while committing a claim is retried, not fatal (in-doubt commit)") {
+  const auto url = fresh_database("it_indoubt");
+  const auto topic = "it.indoubt." + unique_suffix();
+  // The relay's first COMMIT on an empty table ends an empty claim; the proxy cuts the connection there.
+  CuttingProxy proxy(port_of(url), "COMMIT");
+  Process relay(relay_args(with_port(url, proxy.port()), {"--poll-interval", "200ms"}));
+  REQUIRE(wait_until([&] { return proxy.has_cut(); }, 30s));
+  wait_until([&] { return relay.output().find("recovered after") != std::string::npos || !relay.running(); },
+             30s);
+  INFO(relay.output());
+  REQUIRE(relay.running());
+  REQUIRE(relay.output().find("recovered after") != std::string::npos);
+  CHECK(relay.output().find("while committing transaction 'claim'") != std::string::npos);
+  sql(url, committed_ids_sql(topic, 10));
+  const auto committed = table_events(url);
+  REQUIRE(wait_until([&] { return pending(url) == 0; }, 30s));
+  stop_relay(relay);
+  const auto v = verify(committed, consume_at_least(topic, committed.size(), 30s));
   INFO(v.summary());
   CHECK(v.ok());
 }
