@@ -167,26 +167,42 @@ TEST_CASE("PostgreSQL restarted under load: the relay reconnects and loses nothi
   CHECK(v.ok());
 }
 
-TEST_CASE("a connection cut while committing a claim is retried, not fatal (in-doubt commit)") {
-  const auto url = fresh_database("it_indoubt");
-  const auto topic = "it.indoubt." + unique_suffix();
-  // The relay's first COMMIT on an empty table ends an empty claim; the proxy cuts the connection there.
+namespace {
+
+// Runs the relay through a proxy that cuts its connection at the first COMMIT, with `before` events
+// already in the table; the relay must log `expected`, recover and publish every event (with `after` more).
+void cut_at_commit(const std::string& name, int before, int after, const std::string& expected) {
+  const auto url = fresh_database(name);
+  const auto topic = "it." + name + "." + unique_suffix();
+  if (before > 0) sql(url, committed_ids_sql(topic, before));
   CuttingProxy proxy(port_of(url), "COMMIT");
-  Process relay(relay_args(with_port(url, proxy.port()), {"--poll-interval", "200ms"}));
+  Process relay(relay_args(with_port(url, proxy.port()),
+                           {"--poll-interval", "200ms", "--batch-size", "100", "--on-sent", "mark"}));
   REQUIRE(wait_until([&] { return proxy.has_cut(); }, 30s));
   wait_until([&] { return relay.output().find("recovered after") != std::string::npos || !relay.running(); },
              30s);
   INFO(relay.output());
   REQUIRE(relay.running());
   REQUIRE(relay.output().find("recovered after") != std::string::npos);
-  CHECK(relay.output().find("while committing transaction 'claim'") != std::string::npos);
-  sql(url, committed_ids_sql(topic, 10));
+  CHECK(relay.output().find(expected) != std::string::npos);
+  sql(url, committed_ids_sql(topic, after));
   const auto committed = table_events(url);
   REQUIRE(wait_until([&] { return pending(url) == 0; }, 30s));
   stop_relay(relay);
   const auto v = verify(committed, consume_at_least(topic, committed.size(), 30s));
   INFO(v.summary());
   CHECK(v.ok());
+}
+
+}  // namespace
+
+TEST_CASE("a connection cut while committing a claim is retried, not fatal (in-doubt commit)") {
+  // On an empty table the relay's first COMMIT ends an empty claim.
+  SUBCASE("empty claim") { cut_at_commit("it_indoubt_empty", 0, 10, "while committing transaction 'claim'"); }
+  // With events waiting it is the commit that marks a published batch sent: it is sent again, not lost.
+  SUBCASE("published batch") {
+    cut_at_commit("it_indoubt_sent", 500, 10, "is in doubt (they may be sent again)");
+  }
 }
 
 TEST_CASE("poison rows are marked failed with the reason and do not block the table") {
