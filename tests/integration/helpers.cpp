@@ -216,7 +216,17 @@ std::vector<Record> consume_at_least(const std::string& topic, std::size_t count
   wait_until(
       [&] {
         records = consume_all(topic);
-        return records.size() >= count;
+        // distinct events: a re-sent tail must not make up for events still missing
+        std::set<std::string> ids;
+        std::size_t without_id = 0;
+        for (const auto& r : records) {
+          if (const auto id = r.header("id")) {
+            ids.insert(*id);
+          } else {
+            ++without_id;
+          }
+        }
+        return ids.size() + without_id >= count;
       },
       timeout);
   return records;

@@ -76,7 +76,7 @@ struct Record {
 
 // Everything in `topic` from the beginning, read with kcat (an independent client).
 std::vector<Record> consume_all(const std::string& topic);
-// Reads until at least `count` records are there or `timeout` passes.
+// Reads until at least `count` distinct events (by `id` header) are there or `timeout` passes.
 std::vector<Record> consume_at_least(const std::string& topic, std::size_t count,
                                      std::chrono::milliseconds timeout);
 

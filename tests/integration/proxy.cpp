@@ -54,8 +54,21 @@ int port_of(const std::string& url) {
   return std::stoi(url.substr(from, to - from));
 }
 
-CuttingProxy::CuttingProxy(int target_port, std::string cut_on)
-    : target_port_(target_port), cut_on_(std::move(cut_on)) {
+struct CuttingProxy::Link {
+  int client = -1, server = -1;
+  int left = -1;  // client chunks still to forward before the cut; -1: not the connection to cut
+  ~Link() {
+    ::close(client);
+    ::close(server);
+  }
+  void shut() const {
+    ::shutdown(client, SHUT_RDWR);
+    ::shutdown(server, SHUT_RDWR);
+  }
+};
+
+CuttingProxy::CuttingProxy(int target_port, std::string cut_on, int nth, int after)
+    : target_port_(target_port), cut_on_(std::move(cut_on)), nth_(nth), after_(after) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   auto addr = loopback(0);
   if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
@@ -65,73 +78,66 @@ CuttingProxy::CuttingProxy(int target_port, std::string cut_on)
   socklen_t len = sizeof addr;
   ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
-  thread_ = std::thread([this] { run(); });
+  acceptor_ = std::thread([this] { accept_loop(); });
 }
 
 CuttingProxy::~CuttingProxy() {
   stop_ = true;
-  thread_.join();
+  acceptor_.join();
   ::close(listen_fd_);
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& l : links_) l->shut();
+  }
+  for (auto& t : pumps_) t.join();
 }
 
-void CuttingProxy::run() {
-  struct Pair {
-    int client, server;
-  };
-  std::vector<Pair> pairs;
-  std::vector<char> buf(1 << 16);
+bool CuttingProxy::should_cut(int& left, std::string_view chunk) {
+  if (left < 0) {
+    if (chunk.find(cut_on_) == std::string_view::npos || ++seen_ != nth_) return false;
+    left = after_;
+  } else {
+    --left;
+  }
+  return left == 0;
+}
+
+void CuttingProxy::accept_loop() {
   while (!stop_.load()) {
-    std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}};
-    for (const auto& p : pairs) {
-      fds.push_back({p.client, POLLIN, 0});
-      fds.push_back({p.server, POLLIN, 0});
+    pollfd fd{listen_fd_, POLLIN, 0};
+    if (::poll(&fd, 1, 50) <= 0) continue;
+    auto link = std::make_shared<Link>();
+    link->client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    link->server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const auto addr = loopback(target_port_);
+    if (link->client < 0 || link->server < 0 ||
+        ::connect(link->server, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+      continue;  // the client sees its connection closed
     }
-    if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
-    if ((fds[0].revents & POLLIN) != 0) {
-      const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      const int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      const auto addr = loopback(target_port_);
-      if (c >= 0 && s >= 0 && ::connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
-        pairs.push_back({c, s});
-      } else {
-        if (c >= 0) ::close(c);
-        if (s >= 0) ::close(s);
-      }
-    }
-    std::vector<Pair> kept;
-    for (std::size_t i = 0; i < pairs.size(); ++i) {
-      const auto& p = pairs[i];
-      bool open = true;
-      for (int side = 0; side < 2 && open; ++side) {
-        const auto& f = fds[1 + 2 * i + side];
-        if ((f.revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-        const int from = side == 0 ? p.client : p.server;
-        const int to = side == 0 ? p.server : p.client;
-        const auto n = ::recv(from, buf.data(), buf.size(), 0);
-        if (n <= 0) {
-          open = false;
-        } else if (side == 0 && !cut_.load() &&
-                   std::string_view(buf.data(), static_cast<std::size_t>(n)).find(cut_on_) !=
-                       std::string_view::npos) {
-          cut_ = true;
-          open = false;
-        } else {
-          open = send_all(to, buf.data(), static_cast<std::size_t>(n));
-        }
-      }
-      if (open) {
-        kept.push_back(p);
-      } else {
-        ::close(p.client);
-        ::close(p.server);
-      }
-    }
-    pairs = std::move(kept);
+    std::lock_guard lock(mu_);
+    links_.push_back(link);
+    pumps_.emplace_back([this, link] { pump(link, true); });
+    pumps_.emplace_back([this, link] { pump(link, false); });
   }
-  for (const auto& p : pairs) {
-    ::close(p.client);
-    ::close(p.server);
+}
+
+void CuttingProxy::pump(const std::shared_ptr<Link>& link, bool from_client) {
+  std::vector<char> buf(1 << 16);
+  const int from = from_client ? link->client : link->server;
+  const int to = from_client ? link->server : link->client;
+  while (true) {
+    const auto n = ::recv(from, buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    if (from_client && !cut_.load()) {
+      std::lock_guard lock(mu_);
+      if (should_cut(link->left, std::string_view(buf.data(), static_cast<std::size_t>(n)))) {
+        cut_ = true;
+        break;
+      }
+    }
+    if (!send_all(to, buf.data(), static_cast<std::size_t>(n))) break;
   }
+  link->shut();  // one direction ended: end the connection for both
 }
 
 }  // namespace outbox_relay::testing

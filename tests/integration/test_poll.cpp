@@ -169,13 +169,15 @@ TEST_CASE("PostgreSQL restarted under load: the relay reconnects and loses nothi
 
 namespace {
 
-// Runs the relay through a proxy that cuts its connection at the first COMMIT, with `before` events
-// already in the table; the relay must log `expected`, recover and publish every event (with `after` more).
-void cut_at_commit(const std::string& name, int before, int after, const std::string& expected) {
+// Runs the relay through a proxy that cuts its connection at the `nth` statement containing `cut_on`,
+// with `before` events already in the table; the relay must log `expected`, recover and publish every
+// event (with `after` more) once, in per-key order.
+void cut_and_recover(const std::string& name, int before, int after, const std::string& expected,
+                     const std::string& cut_on = "COMMIT", int nth = 1) {
   const auto url = fresh_database(name);
   const auto topic = "it." + name + "." + unique_suffix();
   if (before > 0) sql(url, committed_ids_sql(topic, before));
-  CuttingProxy proxy(port_of(url), "COMMIT");
+  CuttingProxy proxy(port_of(url), cut_on, nth);
   Process relay(relay_args(with_port(url, proxy.port()),
                            {"--poll-interval", "200ms", "--batch-size", "100", "--on-sent", "mark"}));
   REQUIRE(wait_until([&] { return proxy.has_cut(); }, 30s));
@@ -198,10 +200,26 @@ void cut_at_commit(const std::string& name, int before, int after, const std::st
 
 TEST_CASE("a connection cut while committing a claim is retried, not fatal (in-doubt commit)") {
   // On an empty table the relay's first COMMIT ends an empty claim.
-  SUBCASE("empty claim") { cut_at_commit("it_indoubt_empty", 0, 10, "while committing transaction 'claim'"); }
+  SUBCASE("empty claim") {
+    cut_and_recover("it_indoubt_empty", 0, 10, "while committing transaction 'claim'");
+  }
   // With events waiting it is the commit that marks a published batch sent: it is sent again, not lost.
   SUBCASE("published batch") {
-    cut_at_commit("it_indoubt_sent", 500, 10, "is in doubt (they may be sent again)");
+    cut_and_recover("it_indoubt_sent", 500, 10, "is in doubt (they may be sent again)");
+  }
+}
+
+TEST_CASE("a connection cut at each statement of the poll loop is retried: nothing lost, order kept") {
+  // Counted over both sessions of the pipelined source; a statement's first use prepares it (Parse),
+  // later ones bind it: the cuts land in open(), the lead locks, a claim's prepare and a later claim,
+  // the first mark and a later one, and a later commit.
+  const std::vector<std::pair<std::string, int>> cuts = {
+      {"LISTEN", 1}, {"pg_try_advisory_lock", 2}, {"claim", 1}, {"claim", 3}, {"done", 1}, {"done", 3},
+      {"COMMIT", 4}};
+  for (const auto& [statement, nth] : cuts) {
+    CAPTURE(statement);
+    CAPTURE(nth);
+    cut_and_recover("it_cut", 3000, 10, "retrying with backoff", statement, nth);
   }
 }
 

@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <thread>
+#include <tuple>
 
 #include "helpers.h"
+#include "proxy.h"
 #include "writers.h"
 
 using namespace outbox_relay::testing;
@@ -257,4 +259,44 @@ TEST_CASE("wal: wal_level other than logical exits 78 with the fix in the messag
   CHECK(*rc == 78);
   CHECK(relay.output().find("wal_level") != std::string::npos);
   CHECK(relay.output().find("logical") != std::string::npos);
+}
+
+TEST_CASE("wal: a connection cut at each step of the stream is retried: nothing lost, order kept") {
+  // (statement, nth, client messages after it): the setup queries, the START_REPLICATION command and the
+  // third standby status update after it (mid-stream, with batches in flight).
+  const std::vector<std::tuple<std::string, int, int>> cuts = {{"wal_level", 1, 0},
+                                                               {"pg_publication", 1, 0},
+                                                               {"IDENTIFY_SYSTEM", 1, 0},
+                                                               {"START_REPLICATION", 1, 0},
+                                                               {"START_REPLICATION", 1, 3}};
+  for (const auto& [statement, nth, after] : cuts) {
+    CAPTURE(statement);
+    CAPTURE(after);
+    const auto url = fresh_database("itw_cut");
+    const std::string slot = "itw_cut";
+    prepare_slot(url, slot);
+    const auto topic = "itw.cut." + unique_suffix();
+    WriteLoad load;
+    load.topic = topic;
+    load.writers = 2;
+    load.events_per_writer = 1500;
+    auto committed = write_events(url, load);
+    CuttingProxy proxy(port_of(url), statement, nth, after);
+    Process relay(relay_args(with_port(url, proxy.port()), wal_args(slot, {"--batch-size", "100"})));
+    INFO(relay.output());
+    REQUIRE(wait_until([&] { return proxy.has_cut(); }, 30s));
+    wait_until(
+        [&] { return relay.output().find("recovered after") != std::string::npos || !relay.running(); }, 30s);
+    REQUIRE(relay.running());
+    REQUIRE(relay.output().find("recovered after") != std::string::npos);
+    load.events_per_writer = 10;
+    auto more = write_events(url, load);
+    committed.insert(committed.end(), more.begin(), more.end());
+    const auto records = consume_at_least(topic, committed.size(), 60s);
+    relay.signal(SIGTERM);
+    REQUIRE(relay.wait(30s) == std::optional<int>(0));
+    const auto v = verify(committed, records);
+    INFO(v.summary());
+    CHECK(v.ok());
+  }
 }
