@@ -362,14 +362,11 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
             {std::move(row), std::move(std::get<1>(mapped)), std::move(key_value), batch.messages.size()});
       }
     }
-  } catch (const pqxx::broken_connection& e) {
-    if (session != nullptr) session->tx.reset();
-    rethrow_as_transient("lost connection while claiming from \"" + config_.table + "\"", e);
   } catch (const pqxx::sql_error& e) {
     if (session != nullptr) session->tx.reset();
     rethrow_as_transient("could not claim from \"" + config_.table + "\"", e);
   } catch (const pqxx::failure& e) {
-    // e.g. in_doubt_error: the connection broke during the commit that ends an empty claim
+    // broken_connection, and in_doubt_error: the connection broke during the commit that ends an empty claim
     if (session != nullptr) session->tx.reset();
     rethrow_as_transient("lost connection while claiming from \"" + config_.table + "\"", e);
   }
