@@ -5,8 +5,11 @@
 #include <signal.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "helpers.h"
+#include "proxy.h"
 
 namespace outbox_relay::testing {
 
@@ -17,6 +20,29 @@ inline void stop_relay(Process& relay) {
   INFO(relay.output());
   REQUIRE(rc.has_value());
   CHECK(*rc == 0);
+}
+
+// Reads `topic` until every committed event is there (or `timeout` passes), stops the relay (exit 0)
+// and checks promises 1-2 on what was read; returns the verdict for further checks.
+inline Verdict read_stop_verify(Process& relay, const std::string& topic,
+                                const std::vector<std::pair<std::string, std::string>>& committed,
+                                std::chrono::milliseconds timeout) {
+  const auto records = consume_at_least(topic, committed.size(), timeout);
+  stop_relay(relay);
+  const auto v = verify(committed, records);
+  INFO(v.summary(), relay.output());
+  CHECK(v.ok());
+  return v;
+}
+
+// After `proxy` cut one of the relay's connections: the relay must still run and log its recovery.
+inline void require_recovery(Process& relay, const CuttingProxy& proxy) {
+  INFO(relay.output());
+  REQUIRE(wait_until([&] { return proxy.has_cut(); }, 30s));
+  wait_until([&] { return relay.output().find("recovered after") != std::string::npos || !relay.running(); },
+             30s);
+  REQUIRE(relay.running());
+  REQUIRE(relay.output().find("recovered after") != std::string::npos);
 }
 
 // How many times `what` occurs in `text` (log lines of a relay).

@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "helpers.h"
-#include "proxy.h"
 #include "relay_checks.h"
 #include "writers.h"
 
@@ -180,20 +179,13 @@ void cut_and_recover(const std::string& name, int before, int after, const std::
   CuttingProxy proxy(port_of(url), cut_on, nth);
   Process relay(relay_args(with_port(url, proxy.port()),
                            {"--poll-interval", "200ms", "--batch-size", "100", "--on-sent", "mark"}));
-  REQUIRE(wait_until([&] { return proxy.has_cut(); }, 30s));
-  wait_until([&] { return relay.output().find("recovered after") != std::string::npos || !relay.running(); },
-             30s);
+  require_recovery(relay, proxy);
   INFO(relay.output());
-  REQUIRE(relay.running());
-  REQUIRE(relay.output().find("recovered after") != std::string::npos);
   CHECK(relay.output().find(expected) != std::string::npos);
   sql(url, committed_ids_sql(topic, after));
   const auto committed = table_events(url);
   REQUIRE(wait_until([&] { return pending(url) == 0; }, 30s));
-  stop_relay(relay);
-  const auto v = verify(committed, consume_at_least(topic, committed.size(), 30s));
-  INFO(v.summary());
-  CHECK(v.ok());
+  read_stop_verify(relay, topic, committed, 30s);
 }
 
 }  // namespace

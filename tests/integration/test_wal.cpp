@@ -7,7 +7,7 @@
 #include <tuple>
 
 #include "helpers.h"
-#include "proxy.h"
+#include "relay_checks.h"
 #include "writers.h"
 
 using namespace outbox_relay::testing;
@@ -133,12 +133,7 @@ TEST_CASE("wal: PostgreSQL restarted under load: the relay reconnects and loses 
   pg_restart();
   auto more = write_events(url, load);
   committed.insert(committed.end(), more.begin(), more.end());
-  const auto records = consume_at_least(topic, committed.size(), 90s);
-  relay.signal(SIGTERM);
-  REQUIRE(relay.wait(30s) == std::optional<int>(0));
-  const auto v = verify(committed, records);
-  INFO(v.summary(), relay.output());
-  CHECK(v.ok());
+  read_stop_verify(relay, topic, committed, 90s);
 }
 
 TEST_CASE("wal: a Debezium outbox table with insert-then-delete publishes the inserts") {
@@ -283,20 +278,10 @@ TEST_CASE("wal: a connection cut at each step of the stream is retried: nothing 
     auto committed = write_events(url, load);
     CuttingProxy proxy(port_of(url), statement, nth, after);
     Process relay(relay_args(with_port(url, proxy.port()), wal_args(slot, {"--batch-size", "100"})));
-    INFO(relay.output());
-    REQUIRE(wait_until([&] { return proxy.has_cut(); }, 30s));
-    wait_until(
-        [&] { return relay.output().find("recovered after") != std::string::npos || !relay.running(); }, 30s);
-    REQUIRE(relay.running());
-    REQUIRE(relay.output().find("recovered after") != std::string::npos);
+    require_recovery(relay, proxy);
     load.events_per_writer = 10;
     auto more = write_events(url, load);
     committed.insert(committed.end(), more.begin(), more.end());
-    const auto records = consume_at_least(topic, committed.size(), 60s);
-    relay.signal(SIGTERM);
-    REQUIRE(relay.wait(30s) == std::optional<int>(0));
-    const auto v = verify(committed, records);
-    INFO(v.summary());
-    CHECK(v.ok());
+    read_stop_verify(relay, topic, committed, 60s);
   }
 }
