@@ -1,5 +1,5 @@
 # Writes OUT: a C++ file defining outbox_relay::pg::embedded_migrations() from the FILES list.
-set(body "// generated from sql/*.sql by cmake/embed_sql.cmake; do not edit\n#include \"pg/migrations_data.h\"\n\nnamespace outbox_relay::pg {\n\nconst std::vector<EmbeddedMigration>& embedded_migrations() {\n  static const std::vector<EmbeddedMigration> kMigrations = {\n")
+set(body "// generated from sql/*.sql by cmake/embed_sql.cmake; do not edit\n#include \"pg/common/migrations_data.h\"\n\nnamespace outbox_relay::pg {\n\nconst std::vector<EmbeddedMigration>& embedded_migrations() {\n  static const std::vector<EmbeddedMigration> kMigrations = {\n")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME)
   file(READ ${f} sql)

@@ -13,7 +13,7 @@
 #include "core/duration.h"
 #include "core/errors.h"
 #include "kafka/probe.h"
-#include "pg/conninfo.h"
+#include "pg/common/conninfo.h"
 
 namespace outbox_relay::app {
 

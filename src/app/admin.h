@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "app/options.h"
-#include "pg/maintenance.h"
+#include "pg/common/maintenance.h"
 
 namespace outbox_relay::app {
 

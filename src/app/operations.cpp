@@ -12,7 +12,7 @@
 #include "http/probes.h"
 #include "http/prometheus.h"
 #include "http/server.h"
-#include "pg/maintenance.h"
+#include "pg/common/maintenance.h"
 
 namespace outbox_relay::app {
 

@@ -8,7 +8,7 @@
 #include "app/secrets.h"
 #include "core/duration.h"
 #include "core/errors.h"
-#include "pg/conninfo.h"
+#include "pg/common/conninfo.h"
 
 namespace outbox_relay::app {
 

@@ -14,10 +14,10 @@
 #include "core/duration.h"
 #include "core/errors.h"
 #include "kafka/producer.h"
-#include "pg/conninfo.h"
-#include "pg/migrate.h"
-#include "pg/poll_source.h"
-#include "pg/wal_source.h"
+#include "pg/common/conninfo.h"
+#include "pg/common/migrate.h"
+#include "pg/poll/poll_source.h"
+#include "pg/wal/wal_source.h"
 
 namespace outbox_relay::app {
 

@@ -7,7 +7,7 @@
 
 #include "core/errors.h"
 #include "kafka/config.h"
-#include "pg/conninfo.h"
+#include "pg/common/conninfo.h"
 
 namespace outbox_relay::app {
 

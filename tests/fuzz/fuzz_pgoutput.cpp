@@ -13,10 +13,10 @@
 
 #include "core/errors.h"
 #include "core/routing.h"
-#include "pg/lsn.h"
-#include "pg/pgoutput.h"
-#include "pg/wal_mapping.h"
-#include "pg/wal_queue.h"
+#include "pg/decode/lsn.h"
+#include "pg/decode/pgoutput.h"
+#include "pg/decode/assembler.h"
+#include "pg/wal/txn_queue.h"
 
 namespace pg = outbox_relay::pg;
 namespace core = outbox_relay::core;

@@ -1,10 +1,10 @@
-#include "pg/maintenance.h"
+#include "pg/common/maintenance.h"
 
 #include <pqxx/pqxx>
 
 #include "core/errors.h"
-#include "pg/conninfo.h"
-#include "pg/sql_text.h"
+#include "pg/common/conninfo.h"
+#include "pg/common/sql_text.h"
 
 namespace outbox_relay::pg {
 

@@ -1,12 +1,12 @@
-#include "pg/migrate.h"
+#include "pg/common/migrate.h"
 
 #include <spdlog/spdlog.h>
 
 #include <pqxx/pqxx>
 
 #include "core/errors.h"
-#include "pg/conninfo.h"
-#include "pg/migrations_data.h"
+#include "pg/common/conninfo.h"
+#include "pg/common/migrations_data.h"
 
 namespace outbox_relay::pg {
 

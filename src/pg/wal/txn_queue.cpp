@@ -1,4 +1,4 @@
-#include "pg/wal_queue.h"
+#include "pg/wal/txn_queue.h"
 
 #include <algorithm>
 #include <limits>

@@ -10,7 +10,7 @@
 #include "app/options.h"
 #include "app/secrets.h"
 #include "core/errors.h"
-#include "pg/conninfo.h"
+#include "pg/common/conninfo.h"
 
 using namespace outbox_relay;
 

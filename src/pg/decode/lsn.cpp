@@ -1,4 +1,4 @@
-#include "pg/lsn.h"
+#include "pg/decode/lsn.h"
 
 #include <cstdio>
 #include <stdexcept>

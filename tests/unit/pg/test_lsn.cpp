@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "pg/lsn.h"
+#include "pg/decode/lsn.h"
 
 using outbox_relay::pg::format_lsn;
 using outbox_relay::pg::parse_lsn;

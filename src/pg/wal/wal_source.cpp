@@ -1,4 +1,4 @@
-#include "pg/wal_source.h"
+#include "pg/wal/wal_source.h"
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "pg/conninfo.h"
-#include "pg/libpq_handles.h"
-#include "pg/lsn.h"
+#include "pg/common/conninfo.h"
+#include "pg/common/libpq_handles.h"
+#include "pg/decode/lsn.h"
 
 namespace outbox_relay::pg {
 

@@ -6,7 +6,7 @@
 #include "core/duration.h"
 #include "core/errors.h"
 #include "kafka/config.h"
-#include "pg/conninfo.h"
+#include "pg/common/conninfo.h"
 
 using namespace outbox_relay;
 

@@ -53,8 +53,8 @@
 
 #include "core/routing.h"
 #include "core/source.h"
-#include "pg/wal_mapping.h"
-#include "pg/wal_queue.h"
+#include "pg/decode/assembler.h"
+#include "pg/wal/txn_queue.h"
 
 struct pg_conn;  // libpq's PGconn, kept out of this header (libpq types stay inside pg/*.cpp)
 

@@ -12,7 +12,7 @@
 
 #include "core/batch.h"
 #include "core/message.h"
-#include "pg/wal_mapping.h"
+#include "pg/decode/assembler.h"
 
 namespace outbox_relay::pg {
 

@@ -1,9 +1,9 @@
-#include "pg/wal_mapping.h"
+#include "pg/decode/assembler.h"
 
 #include <algorithm>
 
 #include "core/errors.h"
-#include "pg/lsn.h"
+#include "pg/decode/lsn.h"
 
 namespace outbox_relay::pg {
 

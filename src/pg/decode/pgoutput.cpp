@@ -1,4 +1,4 @@
-#include "pg/pgoutput.h"
+#include "pg/decode/pgoutput.h"
 
 #include <cstdio>
 

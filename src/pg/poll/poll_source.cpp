@@ -1,4 +1,4 @@
-#include "pg/poll_source.h"
+#include "pg/poll/poll_source.h"
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -11,9 +11,9 @@
 #include <pqxx/pqxx>
 
 #include "core/errors.h"
-#include "pg/conninfo.h"
-#include "pg/sql_text.h"
-#include "pg/wal_mapping.h"
+#include "pg/common/conninfo.h"
+#include "pg/common/sql_text.h"
+#include "pg/decode/assembler.h"
 
 namespace outbox_relay::pg {
 

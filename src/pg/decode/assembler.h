@@ -16,7 +16,7 @@
 #include "core/batch.h"
 #include "core/message.h"
 #include "core/routing.h"
-#include "pg/pgoutput.h"
+#include "pg/decode/pgoutput.h"
 
 namespace outbox_relay::pg {
 

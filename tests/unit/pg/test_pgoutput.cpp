@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "pg/pgoutput.h"
+#include "pg/decode/pgoutput.h"
 #include "pgoutput_fixtures.h"
 
 namespace pg = outbox_relay::pg;

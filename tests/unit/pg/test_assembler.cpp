@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "pg/wal_mapping.h"
+#include "pg/decode/assembler.h"
 #include "pgoutput_fixtures.h"
 
 namespace pg = outbox_relay::pg;

@@ -1,4 +1,4 @@
-#include "pg/conninfo.h"
+#include "pg/common/conninfo.h"
 
 #include <libpq-fe.h>
 

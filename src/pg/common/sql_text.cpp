@@ -1,4 +1,4 @@
-#include "pg/sql_text.h"
+#include "pg/common/sql_text.h"
 
 namespace outbox_relay::pg {
 
