@@ -12,7 +12,7 @@
 #include "core/dispatcher.h"
 #include "core/routing.h"
 #include "kafka/config.h"
-#include "pg/poll/poll_source.h"
+#include "pg/poll/poll_config.h"
 
 namespace outbox_relay::app {
 

@@ -20,39 +20,9 @@
 
 #include "core/routing.h"
 #include "core/source.h"
+#include "pg/poll/poll_config.h"
 
 namespace outbox_relay::pg {
-
-enum class OnSent { kDelete, kMark };
-
-struct PollSourceConfig {
-  std::string conninfo;          // may hold a password: never logged
-  std::string table = "outbox";  // optionally schema-qualified
-  OnSent on_sent = OnSent::kDelete;
-  std::string notify_channel = "outbox_relay";
-  // High availability: the relay that holds a session advisory lock (keyed by table and shard)
-  // publishes; others stand by and retry every standby_interval. Several relays with distinct
-  // shards publish side by side: shard i of n takes the keys with hash(key) mod n = i.
-  int shard_index = 0;
-  int shard_count = 1;
-  std::chrono::milliseconds standby_interval{500};
-  // Bounds how long the server keeps a claim of a dead or paused relay (its session is ended, its
-  // locks and lead released): idle_in_transaction_session_timeout and TCP keepalives.
-  std::chrono::milliseconds session_timeout{60000};
-  // --on-poison=block: skip keys that have a parked (failed) event.
-  bool skip_blocked_keys = false;
-  // A second session claims the next batch while the first one's is published (pipeline_depth 2).
-  bool pipeline = true;
-  // Claim order (commit order per aggregate relies on it); empty = the id column. A Debezium table's
-  // uuid id has no order: give it a sequence or timestamp column here, or use WAL mode.
-  std::string order_column;
-  // Watermark (integer id claimed in id order): a claim starts past the ids known to be done, so it
-  // does not walk the index entries of sent rows that vacuum cannot remove yet (an old snapshot
-  // elsewhere). A claim after an empty one (at most once a second) and one every full_scan_interval
-  // start from the head: a row made pending again below the watermark (replay, a resolved block) waits
-  // at most that long.
-  std::chrono::milliseconds full_scan_interval{10000};
-};
 
 class PollSource final : public core::OutboxSource {
  public:
