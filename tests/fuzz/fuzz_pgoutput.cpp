@@ -16,7 +16,7 @@
 #include "pg/decode/lsn.h"
 #include "pg/decode/pgoutput.h"
 #include "pg/decode/assembler.h"
-#include "pg/wal/txn_queue.h"
+#include "pg/decode/txn_queue.h"
 
 namespace pg = outbox_relay::pg;
 namespace core = outbox_relay::core;

@@ -55,7 +55,7 @@
 #include "core/source.h"
 #include "pg/wal/wal_config.h"
 #include "pg/decode/assembler.h"
-#include "pg/wal/txn_queue.h"
+#include "pg/decode/txn_queue.h"
 
 struct pg_conn;  // libpq's PGconn, kept out of this header (libpq types stay inside pg/*.cpp)
 

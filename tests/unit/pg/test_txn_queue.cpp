@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "pg/wal/txn_queue.h"
+#include "pg/decode/txn_queue.h"
 
 namespace pg = outbox_relay::pg;
 namespace core = outbox_relay::core;

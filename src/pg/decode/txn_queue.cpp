@@ -1,4 +1,4 @@
-#include "pg/wal/txn_queue.h"
+#include "pg/decode/txn_queue.h"
 
 #include <algorithm>
 #include <limits>
