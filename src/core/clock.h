@@ -3,6 +3,7 @@
 // fakes so that nothing sleeps.
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 
 namespace outbox_relay::core {
@@ -20,5 +21,14 @@ class Waiter {
   // A number in [0, 1), for jitter.
   virtual double random() = 0;
 };
+
+}  // namespace outbox_relay::core
+
+namespace outbox_relay::core {
+
+// Milliseconds since the Unix epoch (wall clock): heartbeats, ages and event latency, never timeouts.
+inline int64_t unix_ms_now() {
+  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace outbox_relay::core

@@ -11,14 +11,6 @@
 
 namespace outbox_relay::core {
 
-namespace {
-
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<Millis>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
-
 Dispatcher::Dispatcher(OutboxSource& source, Publisher& publisher, Waiter& waiter, Metrics& metrics,
                        DispatcherConfig config, const std::atomic<bool>& stop)
     : source_(source),
@@ -41,8 +33,12 @@ Outcome Dispatcher::run() {
   return Outcome::kStopped;
 }
 
+// Two batches in flight need two open claims (poll) or queue slots (WAL), and a publisher that is not
+// transactional (one Kafka transaction at a time); never with kBlock, whose waves need each batch's
+// outcome before the next one is claimed.
 bool Dispatcher::pipelined() const {
-  return config_.pipeline && config_.on_poison != PoisonPolicy::kBlock && source_.pipeline_depth() >= 2;
+  return config_.pipeline && config_.on_poison != PoisonPolicy::kBlock && source_.pipeline_depth() >= 2 &&
+         !publisher_.transactional();
 }
 
 StepResult Dispatcher::step() {
@@ -62,7 +58,7 @@ StepResult Dispatcher::step() {
         on_success();
         return StepResult::kIdle;
       }
-      ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}});
+      ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}});
       start(*ahead_);
     }
     if (pipelined() && !stop_.load()) {
@@ -71,7 +67,7 @@ StepResult Dispatcher::step() {
       const auto started = waiter_.now();
       auto batch = source_.fetch(fetch_limit(), Millis(0));
       if (!batch.empty()) {
-        next.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}});
+        next.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}});
         start(*next);
       }
     }
@@ -93,9 +89,7 @@ StepResult Dispatcher::step() {
   }
   const InFlight done = std::move(*ahead_);
   ahead_ = std::move(next);
-  for (const auto& d : done.deliveries) {
-    // kPending: given up on (the publisher was aborted), which also dropped the next batch's reports.
-    if (d.status != DeliveryStatus::kRetriable && d.status != DeliveryStatus::kPending) continue;
+  if (done.settlement.failed) {
     // The events after a failed one go out again with it, in order: the batch sent behind it is
     // recalled too (what of it reached Kafka is sent again, with the same ids).
     if (ahead_) {
@@ -104,7 +98,8 @@ StepResult Dispatcher::step() {
       ahead_.reset();
     }
     on_transient("could not deliver every event of the batch: " +
-                 (d.error.empty() ? std::string("no acknowledgement in time") : d.error));
+                 (done.settlement.failure.empty() ? std::string("no acknowledgement in time")
+                                                  : done.settlement.failure));
     return StepResult::kRetrying;
   }
   on_success();
@@ -134,6 +129,7 @@ void Dispatcher::learn_sizes(const Batch& batch) {
 void Dispatcher::start(InFlight& f) {
   learn_sizes(f.batch);
   f.deliveries.assign(f.batch.messages.size(), Delivery{});
+  publisher_.begin();
   if (config_.on_poison == PoisonPolicy::kBlock) {
     publish_in_waves(f);
   } else {
@@ -141,12 +137,22 @@ void Dispatcher::start(InFlight& f) {
   }
 }
 
-// Waits for the batch's deliveries, dead-letters its poison (dlq policy) and commits its outcome.
+// Waits for the batch's deliveries, dead-letters its poison (dlq policy), settles it, closes its Kafka
+// transaction (exactly-once: records and checkpoint become visible together, before anything is
+// durable in the source) and has the source apply the settlement.
 void Dispatcher::finish(InFlight& f) {
   wait_for(f.deliveries);
   if (config_.on_poison == PoisonPolicy::kDlq) dead_letter(f);
   f.sent = waiter_.now();
-  source_.commit(f.batch, f.deliveries);
+  const bool transactional = publisher_.transactional();
+  f.settlement = settle(f.batch, f.deliveries, source_.ordering(),
+                        transactional ? Atomicity::kTransaction : Atomicity::kPerRecord);
+  if (f.settlement.abort) {
+    publisher_.abort();
+  } else {
+    publisher_.commit(transactional ? source_.checkpoint(f.batch, f.settlement) : Checkpoint{});
+  }
+  source_.commit(f.batch, f.settlement);
   record(f);
   if (spdlog::should_log(spdlog::level::debug)) {
     auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
@@ -267,54 +273,41 @@ void Dispatcher::dead_letter(InFlight& f) {
   wait_for(dlq_deliveries);
   for (std::size_t j = 0; j < dlq.size(); ++j) {
     const auto& d = dlq_deliveries[j];
-    if (d.status == DeliveryStatus::kAcked) {
-      metrics_.dead_lettered.fetch_add(1);
-      if (origin[j] != SIZE_MAX) {
-        deliveries[origin[j]].error =
-            "dead-lettered to \"" + config_.dlq_topic + "\": " + deliveries[origin[j]].error;
-      }
-    } else if (d.status == DeliveryStatus::kPoison) {
-      // The dead-letter topic refuses it for good too (e.g. too large for both): park it with both
-      // reasons rather than retry it, and back off, on every batch forever.
-      if (origin[j] != SIZE_MAX) {
-        deliveries[origin[j]].error = "dead-letter topic \"" + config_.dlq_topic + "\" refused it too (" +
-                                      d.error + "): " + deliveries[origin[j]].error;
-      }
-    } else if (origin[j] != SIZE_MAX) {
-      deliveries[origin[j]].status = DeliveryStatus::kRetriable;
-      deliveries[origin[j]].error =
-          "dead-letter topic \"" + config_.dlq_topic + "\" did not accept it: " + d.error;
-    } else {
+    if (d.status == DeliveryStatus::kAcked) metrics_.dead_lettered.fetch_add(1);
+    if (origin[j] != SIZE_MAX) {
+      deliveries[origin[j]] = after_dead_letter(deliveries[origin[j]], d, config_.dlq_topic);
+    } else if (after_dead_letter({DeliveryStatus::kPoison, "", -1, -1}, d, config_.dlq_topic).status !=
+               DeliveryStatus::kPoison) {
+      // A malformed row has no delivery to fall back to: the whole batch is tried again.
       throw TransientError("dead-letter topic \"" + config_.dlq_topic +
                            "\" did not accept a rejected row: " + d.error);
     }
   }
 }
 
+// Counts what the settlement made durable: published events (and their latency) and parked ones.
 void Dispatcher::record(const InFlight& f) {
   const auto& batch = f.batch;
-  const auto& deliveries = f.deliveries;
   std::map<std::string, uint64_t> by_topic;
   const auto now_ms = unix_ms_now();
-  uint64_t poison = batch.rejected.size();
-  for (std::size_t i = 0; i < batch.messages.size(); ++i) {
-    const auto& d = deliveries[i];
-    if (d.status == DeliveryStatus::kAcked) {
-      ++by_topic[batch.messages[i].topic];
-      if (batch.messages[i].timestamp_ms > 0) {
-        metrics_.latency_seconds.observe(static_cast<double>(now_ms - batch.messages[i].timestamp_ms) /
-                                         1000.0);
-      }
-    } else if (d.status == DeliveryStatus::kPoison) {
-      ++poison;
-      spdlog::warn("parked event \"{}\" for topic \"{}\": {}", batch.messages[i].id, batch.messages[i].topic,
-                   d.error);
+  for (const auto i : f.settlement.done) {
+    const auto& m = batch.messages[i];
+    ++by_topic[m.topic];
+    if (m.timestamp_ms > 0) {
+      metrics_.latency_seconds.observe(static_cast<double>(now_ms - m.timestamp_ms) / 1000.0);
     }
   }
-  for (const auto& r : batch.rejected) spdlog::warn("parked malformed event \"{}\": {}", r.row.id, r.error);
-  if (poison > 0) {
-    metrics_.parked.fetch_add(poison);
-    metrics_.add_failure("poison", poison);
+  for (const auto& p : f.settlement.park) {
+    if (p.rejected) {
+      spdlog::warn("parked malformed event \"{}\": {}", batch.rejected[p.index].row.id, p.reason);
+    } else {
+      spdlog::warn("parked event \"{}\" for topic \"{}\": {}", batch.messages[p.index].id,
+                   batch.messages[p.index].topic, p.reason);
+    }
+  }
+  if (!f.settlement.park.empty()) {
+    metrics_.parked.fetch_add(f.settlement.park.size());
+    metrics_.add_failure("poison", f.settlement.park.size());
   }
   metrics_.add_published(by_topic);
   metrics_.batches.fetch_add(1);

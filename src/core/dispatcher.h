@@ -3,7 +3,7 @@
 // commit the outcome to the source. Pipelined (when the source allows it): the next batch is fetched
 // and sent while the previous one waits for its acknowledgements, and batches are committed in fetch
 // order. The one invariant: a durable position never moves past a message the broker has not
-// acknowledged (or that was parked as poison).
+// acknowledged (or that was parked as poison): core::settle() decides it, the source applies it.
 
 #include <atomic>
 #include <cstddef>
@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "core/publisher.h"
+#include "core/settlement.h"
 #include "core/source.h"
 
 namespace outbox_relay::core {
@@ -80,6 +81,7 @@ class Dispatcher {
     Batch batch;
     std::vector<Delivery> deliveries;
     Clock::time_point started, fetched, sent;
+    Settlement settlement;  // decided by finish() once every delivery is final
   };
 
   [[nodiscard]] bool pipelined() const;

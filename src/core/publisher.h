@@ -1,10 +1,13 @@
 #pragma once
 // Where events go: Kafka. Up to two batches in flight (the dispatcher's pipeline); each send() is one
-// batch, so a batch can become one Kafka transaction.
+// batch. The transaction boundary (begin/commit/abort) lets a batch become one Kafka transaction that
+// also carries the source's checkpoint (exactly-once), without the dispatcher knowing which: for the
+// at-least-once producer begin() and commit() do nothing.
 
 #include <chrono>
 #include <span>
 
+#include "core/checkpoint.h"
 #include "core/message.h"
 
 namespace outbox_relay::core {
@@ -12,6 +15,20 @@ namespace outbox_relay::core {
 class Publisher {
  public:
   virtual ~Publisher() = default;
+
+  // Opens a batch's transaction; called before the batch's first send(). A transactional publisher
+  // allows one open transaction at a time, so the dispatcher does not pipeline with it. Throws
+  // TransientError (retry the batch) or FatalError (fenced by another relay with the same identity).
+  virtual void begin() {}
+
+  // Closes the batch's transaction once every delivery is final and before the source makes anything
+  // durable: a transactional publisher writes `checkpoint` and commits, so the batch's records and its
+  // checkpoint become visible to read_committed consumers together. Throws TransientError when the
+  // commit failed and was aborted (nothing of the batch is visible: retry it), FatalError when fenced.
+  virtual void commit(const Checkpoint& checkpoint) { (void)checkpoint; }
+
+  // True when records are only visible once commit() succeeds (exactly-once).
+  [[nodiscard]] virtual bool transactional() const { return false; }
 
   // Queues every message for asynchronous delivery; `out` (parallel to `messages`, all kPending)
   // receives each delivery report and must stay alive until complete() or abort() returns. A
@@ -32,7 +49,8 @@ class Publisher {
   }
 
   // Gives up on everything still in flight, of every send() (shutdown past the drain timeout, a failed
-  // batch): every pending delivery becomes kRetriable or stays kPending, never acknowledged later.
+  // batch): every pending delivery becomes kRetriable or stays kPending, never acknowledged later. A
+  // transactional publisher aborts its open transaction.
   virtual void abort() noexcept = 0;
 
   // True while the publisher believes it can reach the cluster (for /readyz).

@@ -7,7 +7,9 @@
 #include <string>
 
 #include "core/batch.h"
+#include "core/checkpoint.h"
 #include "core/message.h"
+#include "core/settlement.h"
 
 namespace outbox_relay::core {
 
@@ -25,12 +27,23 @@ class OutboxSource {
   // the new batch holds the events after that one's, and `wait` is then 0.
   virtual Batch fetch(std::size_t max, std::chrono::milliseconds wait) = 0;
 
-  // Makes the outcome durable (batches are committed in the order they were fetched): acked messages are
-  // marked sent (poll) or confirmed (WAL), poison ones and batch.rejected are parked with their error,
-  // retriable ones are left to be fetched again. `deliveries` is parallel to batch.messages. Never moves a
-  // durable position past a message whose delivery is not kAcked or kPoison. Throws TransientError when the
-  // connection is lost.
-  virtual void commit(const Batch& batch, std::span<const Delivery> deliveries) = 0;
+  // How this source's positions relate (core/settlement.h): the dispatcher settles every batch with it.
+  [[nodiscard]] virtual Ordering ordering() const = 0;
+
+  // Applies a batch's settlement (batches are committed in the order they were fetched): settlement.done
+  // is marked sent (poll) or confirmed (WAL), settlement.park is parked with its reason, and
+  // settlement.retry is left to be fetched again. Never decides finality itself. Throws TransientError
+  // when the connection is lost.
+  virtual void commit(const Batch& batch, const Settlement& settlement) = 0;
+
+  // What an exactly-once publisher writes beside the batch in its Kafka transaction, so that a restart
+  // can tell which events Kafka holds already; called only with a transactional publisher, before
+  // commit(). The default names nothing (sources without exactly-once support).
+  [[nodiscard]] virtual Checkpoint checkpoint(const Batch& batch, const Settlement& settlement) const {
+    (void)batch;
+    (void)settlement;
+    return {};
+  }
 
   // Forgets the batch without marking anything: its events will be fetched again. Abandoning the older
   // of two outstanding batches abandons the newer one too (the dispatcher abandons both).

@@ -13,9 +13,9 @@
 
 #include "core/errors.h"
 #include "core/routing.h"
+#include "pg/decode/assembler.h"
 #include "pg/decode/lsn.h"
 #include "pg/decode/pgoutput.h"
-#include "pg/decode/assembler.h"
 #include "pg/decode/txn_queue.h"
 
 namespace pg = outbox_relay::pg;
@@ -75,7 +75,7 @@ void stream(std::string_view data) {
             d[i].status = i % 3 == 2 ? core::DeliveryStatus::kRetriable : core::DeliveryStatus::kAcked;
           }
           const auto before = queue.confirmed();
-          const auto plan = queue.plan(batch, d);
+          const auto plan = queue.plan(batch, core::settle(batch, d, core::Ordering::kPrefix));
           queue.finish(plan);
           if (queue.confirmed() < before || queue.confirmed() > batch.end_position) __builtin_trap();
         }

@@ -7,14 +7,6 @@
 
 namespace outbox_relay::pg {
 
-namespace {
-
-bool final_status(core::DeliveryStatus s) {
-  return s == core::DeliveryStatus::kAcked || s == core::DeliveryStatus::kPoison;
-}
-
-}  // namespace
-
 void TxnQueue::reset(uint64_t confirmed) noexcept {
   ready_.clear();
   in_flight_.clear();
@@ -62,38 +54,20 @@ core::Batch TxnQueue::take(std::size_t max) {
   return batch;
 }
 
-TxnQueue::CommitPlan TxnQueue::plan(const core::Batch& batch,
-                                    std::span<const core::Delivery> deliveries) const {
-  if (deliveries.size() != batch.messages.size()) {
-    throw std::invalid_argument("wal source: " + std::to_string(deliveries.size()) + " deliveries for " +
-                                std::to_string(batch.messages.size()) + " messages");
-  }
+TxnQueue::CommitPlan TxnQueue::plan(const core::Batch& batch, const core::Settlement& settlement) const {
   if (batch_ends_.empty() || batch.end_position != batch_ends_.front()) {
     throw std::logic_error("wal source: commit of a batch that is not the oldest in flight");
   }
   const auto end = batch_ends_.front();
-  uint64_t first_open = std::numeric_limits<uint64_t>::max();  // position of the first non-final message
-  for (std::size_t i = 0; i < deliveries.size(); ++i) {
-    if (!final_status(deliveries[i].status)) {
-      first_open = batch.messages[i].position;
-      break;
-    }
-  }
   CommitPlan plan;
   plan.confirm = confirmed_;
   for (const auto& t : in_flight_) {
-    if (t.end_lsn >= first_open || t.end_lsn > end) break;
+    if (!settlement.durable(t.end_lsn) || t.end_lsn > end) break;
     plan.confirm = std::max(plan.confirm, t.end_lsn);
   }
   plan.retry = plan.confirm < end;
-  for (std::size_t i = 0; i < deliveries.size(); ++i) {
-    if (deliveries[i].status == core::DeliveryStatus::kPoison && batch.messages[i].position <= plan.confirm) {
-      plan.park_messages.push_back(i);
-    }
-  }
-  for (std::size_t i = 0; i < batch.rejected.size(); ++i) {
-    if (batch.rejected[i].row.position <= plan.confirm) plan.park_rejected.push_back(i);
-  }
+  for (const auto& p : settlement.park)
+    (p.rejected ? plan.park_rejected : plan.park_messages).push_back(p.index);
   return plan;
 }
 

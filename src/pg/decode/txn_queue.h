@@ -12,6 +12,7 @@
 
 #include "core/batch.h"
 #include "core/message.h"
+#include "core/settlement.h"
 #include "pg/decode/assembler.h"
 
 namespace outbox_relay::pg {
@@ -45,10 +46,12 @@ class TxnQueue {
     std::vector<std::size_t> park_rejected;  // indexes into batch.rejected, in confirmed txns
     bool retry = false;                      // some transactions go back to ready, to be fetched again
   };
-  // Poison records and rejected rows are parked only with their transaction's confirmation, so a
-  // transaction fetched again is never parked twice. Throws std::invalid_argument when `deliveries` is
-  // not parallel to batch.messages and std::logic_error when `batch` is not the oldest batch in flight.
-  [[nodiscard]] CommitPlan plan(const core::Batch& batch, std::span<const core::Delivery> deliveries) const;
+  // `settlement` is settle(batch, deliveries, core::Ordering::kPrefix): confirmed moves past every
+  // in-flight transaction of the batch that ends before settlement.first_open. Poison records and
+  // rejected rows are parked only with their transaction's confirmation (the settlement parks only
+  // durable ones), so a transaction fetched again is never parked twice. Throws std::logic_error when
+  // `batch` is not the oldest batch in flight.
+  [[nodiscard]] CommitPlan plan(const core::Batch& batch, const core::Settlement& settlement) const;
   // Applies a plan (after the parking succeeded): confirmed moves; on retry the transactions after it,
   // with every later batch, go back to the front of ready in their order.
   void finish(const CommitPlan& plan) noexcept;

@@ -427,25 +427,17 @@ void PollSource::note_claimed(const std::string& last_id) {
   }
 }
 
-void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) {
+void PollSource::commit(const core::Batch& batch, const core::Settlement& settlement) {
   if (batch.source_tag >= sessions_.size() || !sessions_[batch.source_tag].tx)
     throw core::TransientError("no open claim to commit");
   auto& tx = sessions_[batch.source_tag].tx;
   std::vector<std::string> done;
-  std::vector<std::pair<std::string, std::string>> poison;
-  done.reserve(batch.messages.size());
-  for (std::size_t i = 0; i < batch.messages.size(); ++i) {
-    if (deliveries[i].status == core::DeliveryStatus::kAcked) {
-      done.push_back(batch.messages[i].id);
-    } else if (deliveries[i].status == core::DeliveryStatus::kPoison) {
-      poison.emplace_back(batch.messages[i].id, deliveries[i].error);
-    }
-  }
-  for (const auto& r : batch.rejected) poison.emplace_back(r.row.id, r.error);
+  done.reserve(settlement.done.size());
+  for (const auto i : settlement.done) done.push_back(batch.messages[i].id);
   sessions_[batch.source_tag].used = std::chrono::steady_clock::now();
   try {
     if (!done.empty()) tx->exec_prepared("done", array_literal(done));
-    if (!poison.empty()) park(*tx, poison, batch);
+    if (!settlement.park.empty()) park(*tx, batch, settlement);
     tx->commit();
     tx.reset();
   } catch (const pqxx::broken_connection& e) {
@@ -464,18 +456,15 @@ void PollSource::commit(const core::Batch& batch, std::span<const core::Delivery
   }
 }
 
-void PollSource::park(pqxx::work& tx, const std::vector<std::pair<std::string, std::string>>& poison,
-                      const core::Batch& batch) {
-  for (const auto& [id, error] : poison) {
+void PollSource::park(pqxx::work& tx, const core::Batch& batch, const core::Settlement& settlement) {
+  for (const auto& p : settlement.park) {
+    const auto& id = p.rejected ? batch.rejected[p.index].row.id : batch.messages[p.index].id;
     if (has_failed_columns_) {
-      tx.exec_prepared("park", id, error);
+      tx.exec_prepared("park", id, p.reason);
       continue;
     }
     // No failed_at column: move the event to outbox_relay_parked with what we know of it.
-    const core::OutboxMessage* msg = nullptr;
-    for (const auto& m : batch.messages) {
-      if (m.id == id) msg = &m;
-    }
+    const core::OutboxMessage* msg = p.rejected ? nullptr : &batch.messages[p.index];
     std::string headers = "{}";
     if (msg != nullptr) {
       nlohmann::json h = nlohmann::json::object();
@@ -486,7 +475,7 @@ void PollSource::park(pqxx::work& tx, const std::vector<std::pair<std::string, s
     const char* topic = msg != nullptr ? msg->topic.c_str() : nullptr;
     const char* key = msg != nullptr ? cstr(msg->key) : nullptr;
     const char* value = msg != nullptr ? cstr(msg->value) : nullptr;
-    tx.exec_prepared("park", id, error, topic, key, value, headers, "table " + config_.table);
+    tx.exec_prepared("park", id, p.reason, topic, key, value, headers, "table " + config_.table);
   }
 }
 

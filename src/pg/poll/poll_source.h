@@ -31,7 +31,8 @@ class PollSource final : public core::OutboxSource {
 
   void open() override;
   core::Batch fetch(std::size_t max, std::chrono::milliseconds wait) override;
-  void commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) override;
+  void commit(const core::Batch& batch, const core::Settlement& settlement) override;
+  [[nodiscard]] core::Ordering ordering() const override { return core::Ordering::kPerMessage; }
   void abandon(const core::Batch& batch) noexcept override;
   [[nodiscard]] bool caught_up() const override { return caught_up_ && leader_; }
   [[nodiscard]] bool leader() const override { return leader_; }
@@ -55,8 +56,7 @@ class PollSource final : public core::OutboxSource {
   void prepare_statements(pqxx::connection& c);
   void wait_for_notification(std::chrono::milliseconds wait);
   bool try_lead();
-  void park(pqxx::work& tx, const std::vector<std::pair<std::string, std::string>>& poison,
-            const core::Batch& batch);
+  void park(pqxx::work& tx, const core::Batch& batch, const core::Settlement& settlement);
   int64_t claim_floor(pqxx::work& tx);
   void note_claimed(const std::string& last_id);
 

@@ -775,9 +775,9 @@ core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
 
 // ---- commit ------------------------------------------------------------------------------------------
 
-void WalSource::commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) {
-  const auto plan = queue_.plan(batch, deliveries);
-  if (!plan.park_messages.empty() || !plan.park_rejected.empty()) park(batch, deliveries, plan);
+void WalSource::commit(const core::Batch& batch, const core::Settlement& settlement) {
+  const auto plan = queue_.plan(batch, settlement);
+  if (!settlement.park.empty()) park(batch, settlement);
   const auto before = queue_.confirmed();
   queue_.finish(plan);
   last_activity_ = Clock::now();
@@ -788,8 +788,7 @@ void WalSource::commit(const core::Batch& batch, std::span<const core::Delivery>
   if (queue_.confirmed() != before && streaming_) send_status(false);
 }
 
-void WalSource::park(const core::Batch& batch, std::span<const core::Delivery> deliveries,
-                     const TxnQueue::CommitPlan& plan) {
+void WalSource::park(const core::Batch& batch, const core::Settlement& settlement) {
   const std::string what = "could not park poison events";
   if (!meta_ || PQstatus(meta_.get()) != CONNECTION_OK) connect_meta();
   if (!parked_table_ready_) {
@@ -804,21 +803,22 @@ void WalSource::park(const core::Batch& batch, std::span<const core::Delivery> d
   }
   const std::string source = "wal slot " + cfg_.slot;
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto i : plan.park_messages) {
-    const auto& m = batch.messages[i];
-    nlohmann::json headers = nlohmann::json::object();
-    for (const auto& [k, v] : m.headers) headers[k] = parked_text(v);
-    rows.push_back({{"id", parked_text(m.id)},
-                    {"topic", parked_text(m.topic)},
-                    {"key", parked_text(m.key)},
-                    {"payload", parked_text(m.value)},
-                    {"headers", std::move(headers)},
-                    {"error", parked_text(deliveries[i].error)},
-                    {"source", source}});
-  }
   const auto& layout = router_.layout();
-  for (const auto i : plan.park_rejected) {
-    const auto& r = batch.rejected[i].row;
+  for (const auto& p : settlement.park) {
+    if (!p.rejected) {
+      const auto& m = batch.messages[p.index];
+      nlohmann::json headers = nlohmann::json::object();
+      for (const auto& [k, v] : m.headers) headers[k] = parked_text(v);
+      rows.push_back({{"id", parked_text(m.id)},
+                      {"topic", parked_text(m.topic)},
+                      {"key", parked_text(m.key)},
+                      {"payload", parked_text(m.value)},
+                      {"headers", std::move(headers)},
+                      {"error", parked_text(p.reason)},
+                      {"source", source}});
+      continue;
+    }
+    const auto& r = batch.rejected[p.index].row;
     auto col = [&r](const std::string& name) -> std::optional<std::string> {
       if (name.empty()) return std::nullopt;
       const auto* v = r.find(name);
@@ -832,7 +832,7 @@ void WalSource::park(const core::Batch& batch, std::span<const core::Delivery> d
                     {"key", parked_text(col(layout.key_column))},
                     {"payload", parked_text(col(layout.value_column))},
                     {"headers", std::move(columns)},
-                    {"error", parked_text(batch.rejected[i].error)},
+                    {"error", parked_text(p.reason)},
                     {"source", source}});
   }
   const auto r =

@@ -53,9 +53,9 @@
 
 #include "core/routing.h"
 #include "core/source.h"
-#include "pg/wal/wal_config.h"
 #include "pg/decode/assembler.h"
 #include "pg/decode/txn_queue.h"
+#include "pg/wal/wal_config.h"
 
 struct pg_conn;  // libpq's PGconn, kept out of this header (libpq types stay inside pg/*.cpp)
 
@@ -86,7 +86,8 @@ class WalSource final : public core::OutboxSource {
   // Parks poison/rejected records of the transactions it confirms, then moves the flush LSN and sends
   // it at once. Throws TransientError when parking or the status update fails (the acked position is
   // kept and sent after the next open()).
-  void commit(const core::Batch& batch, std::span<const core::Delivery> deliveries) override;
+  void commit(const core::Batch& batch, const core::Settlement& settlement) override;
+  [[nodiscard]] core::Ordering ordering() const override { return core::Ordering::kPrefix; }
 
   void abandon(const core::Batch& batch) noexcept override;
 
@@ -137,8 +138,7 @@ class WalSource final : public core::OutboxSource {
   [[nodiscard]] bool position_reached() const;
   void send_status(bool request_reply);
   void wait_readable(Clock::time_point until);
-  void park(const core::Batch& batch, std::span<const core::Delivery> deliveries,
-            const TxnQueue::CommitPlan& plan);
+  void park(const core::Batch& batch, const core::Settlement& settlement);
   [[noreturn]] void lost(const std::string& what);
 
   WalSourceConfig cfg_;

@@ -63,18 +63,22 @@ struct FakeSource : OutboxSource {
     if (log != nullptr) log->push_back("fetch " + joined(b) + " wait " + std::to_string(wait.count()));
     return b;
   }
-  void commit(const Batch& b, std::span<const Delivery> d) override {
-    REQUIRE(d.size() == b.messages.size());
+  Ordering order = Ordering::kPerMessage;  // ordering()
+  [[nodiscard]] Ordering ordering() const override { return order; }
+  void commit(const Batch& b, const Settlement& st) override {
     Commit c;
-    for (std::size_t i = 0; i < d.size(); ++i) {
-      if (d[i].status == DeliveryStatus::kAcked) c.acked.push_back(b.messages[i].id);
-      if (d[i].status == DeliveryStatus::kPoison) c.poison.push_back(b.messages[i].id + ":" + d[i].error);
-      if (d[i].status == DeliveryStatus::kRetriable || d[i].status == DeliveryStatus::kPending) {
-        c.retriable.push_back(b.messages[i].id);
+    for (const auto i : st.done) c.acked.push_back(b.messages[i].id);
+    for (const auto& p : st.park) {
+      if (p.rejected) {
+        c.rejected.push_back(b.rejected[p.index].row.id);
+      } else {
+        c.poison.push_back(b.messages[p.index].id + ":" + p.reason);
       }
-      if (d[i].status == DeliveryStatus::kDeferred) c.deferred.push_back(b.messages[i].id);
     }
-    for (const auto& r : b.rejected) c.rejected.push_back(r.row.id);
+    for (const auto i : st.retry) {
+      const bool deferred = std::find(st.deferred.begin(), st.deferred.end(), i) != st.deferred.end();
+      (deferred ? c.deferred : c.retriable).push_back(b.messages[i].id);
+    }
     if (log != nullptr) {
       std::string s;
       for (const auto& id : c.acked) s += (s.empty() ? "" : ",") + id;

@@ -34,6 +34,12 @@ pg::Transaction txn(uint64_t end, std::size_t n, std::size_t rejected = 0) {
   return t;
 }
 
+// The plan for a batch's deliveries, settled as the WAL source settles them.
+pg::TxnQueue::CommitPlan settled_plan(const pg::TxnQueue& q, const core::Batch& b,
+                                      const std::vector<core::Delivery>& d) {
+  return q.plan(b, core::settle(b, d, core::Ordering::kPrefix));
+}
+
 std::vector<core::Delivery> all(std::size_t n, DeliveryStatus s) {
   std::vector<core::Delivery> d(n);
   for (auto& x : d) x.status = s;
@@ -62,7 +68,7 @@ TEST_CASE("wal queue: batches are whole transactions up to max; a larger one com
   CHECK(b.end_position == 110);
   CHECK(q.in_flight());
   CHECK(q.ready_records() == 8);
-  auto plan = q.plan(b, all(2, DeliveryStatus::kAcked));
+  auto plan = settled_plan(q, b, all(2, DeliveryStatus::kAcked));
   CHECK(plan.confirm == 110);
   CHECK_FALSE(plan.retry);
   q.finish(plan);
@@ -71,12 +77,12 @@ TEST_CASE("wal queue: batches are whole transactions up to max; a larger one com
 
   b = q.take(4);
   CHECK(b.messages.size() == 2);  // 120 (2) + 130 (5) > 4
-  q.finish(q.plan(b, all(2, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(2, DeliveryStatus::kAcked)));
 
   b = q.take(4);  // 130 alone, larger than max: never split
   CHECK(b.messages.size() == 5);
   CHECK(b.end_position == 130);
-  q.finish(q.plan(b, all(5, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(5, DeliveryStatus::kAcked)));
   CHECK(q.confirmed() == 130);
 }
 
@@ -97,7 +103,7 @@ TEST_CASE("wal queue: transactions without records ride along, or are confirmed 
   b = q.take(1);  // 130 (1) + 140 (0) fit; 150 would make 2
   CHECK(b.messages.size() == 1);
   CHECK(b.end_position == 140);
-  q.finish(q.plan(b, all(1, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(1, DeliveryStatus::kAcked)));
   CHECK(q.confirmed() == 140);
 }
 
@@ -113,16 +119,17 @@ TEST_CASE("wal queue: two batches in flight are committed oldest first; a retry 
   auto b = q.take(2);  // behind a: 130
   CHECK(ids(b) == std::vector<std::string>{"130.0", "130.1"});
   CHECK(q.batches_in_flight() == 2);
-  CHECK_THROWS_AS((void)q.take(10), std::logic_error);                                 // two at most
-  CHECK_THROWS_AS((void)q.plan(b, all(2, DeliveryStatus::kAcked)), std::logic_error);  // oldest first
-  q.finish(q.plan(a, all(2, DeliveryStatus::kAcked)));
+  CHECK_THROWS_AS((void)q.take(10), std::logic_error);  // two at most
+  CHECK_THROWS_AS((void)settled_plan(q, b, all(2, DeliveryStatus::kAcked)),
+                  std::logic_error);  // oldest first
+  q.finish(settled_plan(q, a, all(2, DeliveryStatus::kAcked)));
   CHECK(q.confirmed() == 120);
   CHECK(q.batches_in_flight() == 1);
   CHECK(q.in_flight());
   auto c = q.take(10);  // behind b: 140 and the record-less 150
   CHECK(c.end_position == 150);
-  q.finish(q.plan(b, all(2, DeliveryStatus::kAcked)));
-  q.finish(q.plan(c, all(2, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(2, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, c, all(2, DeliveryStatus::kAcked)));
   CHECK(q.confirmed() == 150);
   CHECK(q.idle());
 
@@ -136,7 +143,7 @@ TEST_CASE("wal queue: two batches in flight are committed oldest first; a retry 
   CHECK(b.empty());
   CHECK(q.confirmed() == 150);
   CHECK(q.batches_in_flight() == 1);
-  q.finish(q.plan(a, all(1, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, a, all(1, DeliveryStatus::kAcked)));
   CHECK(q.confirmed() == 170);
 
   // The first batch fails part-way: it and the whole second batch go back to ready, in order.
@@ -149,7 +156,7 @@ TEST_CASE("wal queue: two batches in flight are committed oldest first; a retry 
   CHECK(b.end_position == 210);
   auto d = all(3, DeliveryStatus::kAcked);
   d[2].status = DeliveryStatus::kRetriable;  // 200's record
-  const auto plan = q.plan(a, d);
+  const auto plan = settled_plan(q, a, d);
   CHECK(plan.retry);
   CHECK(plan.confirm == 190);
   q.finish(plan);
@@ -183,7 +190,7 @@ TEST_CASE(
   auto d = all(6, DeliveryStatus::kAcked);
   d[3].status = DeliveryStatus::kRetriable;  // second record of txn 120
   d[4].status = DeliveryStatus::kPoison;     // in txn 130: after the failure, not parked yet
-  const auto plan = q.plan(b, d);
+  const auto plan = settled_plan(q, b, d);
   CHECK(plan.confirm == 110);
   CHECK(plan.retry);
   CHECK(plan.park_messages.empty());
@@ -196,7 +203,7 @@ TEST_CASE(
   CHECK(ids(b) == std::vector<std::string>{"120.0", "120.1", "130.0", "130.1", "140.0"});
   d = all(5, DeliveryStatus::kAcked);
   d[2].status = DeliveryStatus::kPoison;
-  const auto plan2 = q.plan(b, d);
+  const auto plan2 = settled_plan(q, b, d);
   CHECK(plan2.confirm == 140);
   CHECK(plan2.park_messages == std::vector<std::size_t>{2});
   q.finish(plan2);
@@ -213,7 +220,7 @@ TEST_CASE(
   auto b = q.take(10);
   auto d = all(2, DeliveryStatus::kAcked);
   d[0].status = DeliveryStatus::kPending;
-  const auto plan = q.plan(b, d);
+  const auto plan = settled_plan(q, b, d);
   CHECK(plan.confirm == 100);
   CHECK(plan.retry);
   q.finish(plan);
@@ -229,13 +236,13 @@ TEST_CASE("wal queue: rejected rows are parked with their transaction's confirma
   REQUIRE(b.rejected.size() == 3);
   auto d = all(2, DeliveryStatus::kAcked);
   d[1].status = DeliveryStatus::kRetriable;
-  auto plan = q.plan(b, d);
+  auto plan = settled_plan(q, b, d);
   CHECK(plan.confirm == 110);
   CHECK(plan.park_rejected == std::vector<std::size_t>{0});
   q.finish(plan);
   b = q.take(10);
   CHECK(b.rejected.size() == 2);
-  plan = q.plan(b, all(1, DeliveryStatus::kAcked));
+  plan = settled_plan(q, b, all(1, DeliveryStatus::kAcked));
   CHECK(plan.park_rejected == std::vector<std::size_t>{0, 1});
   CHECK(plan.confirm == 120);
 }
@@ -246,7 +253,7 @@ TEST_CASE("wal queue: a batch of rejected rows only is confirmed by commit") {
   auto b = q.take(10);
   CHECK_FALSE(b.empty());
   CHECK(q.confirmed() == 100);
-  const auto plan = q.plan(b, {});
+  const auto plan = settled_plan(q, b, {});
   CHECK(plan.confirm == 110);
   CHECK(plan.park_rejected.size() == 2);
 }
@@ -277,7 +284,7 @@ TEST_CASE("wal queue: the idle position moves confirmed only when nothing is rea
   CHECK_FALSE(q.advance_idle(170));
   auto b = q.take(10);
   CHECK_FALSE(q.advance_idle(170));
-  q.finish(q.plan(b, all(1, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(1, DeliveryStatus::kAcked)));
   CHECK(q.advance_idle(170));
   CHECK(q.confirmed() == 170);
 }
@@ -288,12 +295,12 @@ TEST_CASE("wal queue: commit of something that is not the batch in flight is ref
   core::Batch other;
   other.end_position = 110;
   other.messages.resize(1);
-  CHECK_THROWS_AS((void)q.plan(other, all(1, DeliveryStatus::kAcked)),
+  CHECK_THROWS_AS((void)settled_plan(q, other, all(1, DeliveryStatus::kAcked)),
                   std::logic_error);  // nothing in flight
   auto b = q.take(10);
-  CHECK_THROWS_AS((void)q.plan(b, all(2, DeliveryStatus::kAcked)), std::invalid_argument);
+  CHECK_THROWS_AS((void)settled_plan(q, b, all(2, DeliveryStatus::kAcked)), std::invalid_argument);
   b.end_position = 999;
-  CHECK_THROWS_AS((void)q.plan(b, all(1, DeliveryStatus::kAcked)), std::logic_error);
+  CHECK_THROWS_AS((void)settled_plan(q, b, all(1, DeliveryStatus::kAcked)), std::logic_error);
 }
 
 TEST_CASE("wal queue: reset drops everything") {
