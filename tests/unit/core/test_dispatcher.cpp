@@ -64,6 +64,12 @@ struct FakeSource : OutboxSource {
     return b;
   }
   Ordering order = Ordering::kPerMessage;  // ordering()
+  [[nodiscard]] Checkpoint checkpoint(const Batch& b, const Settlement& st) const override {
+    Checkpoint c;
+    c.position = st.done.size();
+    for (const auto i : st.done) c.ids.push_back(b.messages[i].id);
+    return c;
+  }
   [[nodiscard]] Ordering ordering() const override { return order; }
   void commit(const Batch& b, const Settlement& st) override {
     Commit c;
@@ -120,6 +126,18 @@ struct FakePublisher : Publisher {
       out[i] = it != outcome.end() ? it->second : Delivery{DeliveryStatus::kAcked, "", 0, 1};
     }
   }
+  bool is_transactional = false;
+  std::vector<Checkpoint> checkpoints;  // commit() arguments
+  int begins = 0;
+  void begin() override {
+    ++begins;
+    if (log != nullptr && is_transactional) log->push_back("begin");
+  }
+  void commit(const Checkpoint& c) override {
+    checkpoints.push_back(c);
+    if (log != nullptr && is_transactional) log->push_back("kafka-commit " + std::to_string(c.position));
+  }
+  [[nodiscard]] bool transactional() const override { return is_transactional; }
   bool await(Millis) override { return !never_completes; }
   void abort() noexcept override {
     ++aborts;
@@ -486,4 +504,66 @@ TEST_CASE("batch-bytes: the fetch size follows the record sizes seen, within bat
   auto d2 = rig.make();
   d2.step();
   CHECK(rig.source.maxes.back() == 100);
+}
+
+TEST_CASE(
+    "transaction boundary: begin before sending, commit with the checkpoint before the source commits") {
+  PipelinedRig rig;  // the source would allow two batches in flight
+  auto& log = rig.log;
+  rig.publisher.is_transactional = true;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(d.step() == StepResult::kPublished);
+  // One Kafka transaction at a time: no pipelining, each batch closed before the next is claimed.
+  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "kafka-commit 2",
+                                        "commit 1,2", "fetch 3 wait 1000", "begin", "send 3",
+                                        "kafka-commit 1", "commit 3"});
+  REQUIRE(rig.publisher.checkpoints.size() == 2);
+  CHECK(rig.publisher.checkpoints[0].ids == std::vector<std::string>{"1", "2"});
+  CHECK(rig.publisher.aborts == 0);
+}
+
+TEST_CASE("transaction boundary: a record not acknowledged aborts the transaction and marks nothing") {
+  PipelinedRig rig;
+  auto& log = rig.log;
+  rig.publisher.is_transactional = true;
+  rig.source.batches.push_back(batch_of({"1", "2", "3"}));
+  SUBCASE("retriable: aborted, nothing done, backed off") {
+    rig.publisher.outcome["t:2"] = {DeliveryStatus::kRetriable, "Local: Message timed out", -1, -1};
+    auto d = rig.make();
+    CHECK(d.step() == StepResult::kRetrying);
+    CHECK(log ==
+          std::vector<std::string>{"fetch 1,2,3 wait 1000", "begin", "send 1,2,3", "abort", "commit -"});
+    REQUIRE(rig.source.commits.size() == 1);
+    CHECK(rig.source.commits[0].retriable == std::vector<std::string>{"1", "2", "3"});
+    CHECK(rig.waiter.sleeps.size() == 1);
+    CHECK(rig.publisher.checkpoints.empty());
+  }
+  SUBCASE("poison: aborted, the poison parked, the rest fetched again at once") {
+    rig.publisher.outcome["t:2"] = {DeliveryStatus::kPoison, "Broker: Message size too large", -1, -1};
+    auto d = rig.make();
+    CHECK(d.step() == StepResult::kPublished);
+    CHECK(log ==
+          std::vector<std::string>{"fetch 1,2,3 wait 1000", "begin", "send 1,2,3", "abort", "commit -"});
+    REQUIRE(rig.source.commits.size() == 1);
+    CHECK(rig.source.commits[0].poison == std::vector<std::string>{"2:Broker: Message size too large"});
+    CHECK(rig.source.commits[0].retriable == std::vector<std::string>{"1", "3"});
+    CHECK(rig.waiter.sleeps.empty());
+    CHECK(rig.metrics.published_by_topic()["t"] == 0);
+  }
+}
+
+TEST_CASE("an at-least-once publisher sees an empty checkpoint and the batch pipelines as before") {
+  PipelinedRig rig;
+  rig.source.batches.push_back(batch_of({"1"}));
+  rig.source.batches.push_back(batch_of({"2"}));
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(rig.log ==
+        std::vector<std::string>{"fetch 1 wait 1000", "send 1", "fetch 2 wait 0", "send 2", "commit 1"});
+  CHECK(rig.publisher.begins == 2);
+  REQUIRE(rig.publisher.checkpoints.size() == 1);
+  CHECK(rig.publisher.checkpoints[0].empty());
 }
