@@ -37,6 +37,10 @@ class Producer final : public core::Publisher {
   void abort() noexcept override;
   [[nodiscard]] bool connected() const override { return brokers_up_.load(); }
 
+  // Topic handles kept between sends (bounded: see topic()).
+  static constexpr std::size_t kMaxCachedTopics = 256;
+  [[nodiscard]] std::size_t cached_topics() const { return topics_.size(); }
+
   // Messages queued in librdkafka and not yet reported (for metrics).
   [[nodiscard]] int queue_depth() const;
 
