@@ -1,5 +1,5 @@
 #pragma once
-// The three kinds of failure the relay distinguishes; each maps to one reaction (see DESIGN.md).
+// The three kinds of failure the relay distinguishes; each maps to one reaction (docs/ARCHITECTURE.md, "Errors").
 
 #include <stdexcept>
 
