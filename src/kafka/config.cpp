@@ -37,7 +37,16 @@ void refuse_weakening(const std::string& key, const std::string& value) {
     if (n < 1 || n > 5) refuse("must be 1..5 with the idempotent producer (ordering)");
   } else if (key == "enable.gapless.guarantee" && v == "false") {
     // allowed: the default
-  } else if (key == "dr_cb" || key == "dr_msg_cb" || key == "error_cb" || key == "opaque") {
+  } else if (key == "partitioner" || key == "topic.partitioner") {
+    // Every librdkafka partitioner but `random` hashes the key (the *_random ones pick at random only
+    // for keyless records, which carry no order).
+    if (v == "random") refuse("records must be partitioned by key (the aggregate id) to keep per-key order");
+  } else if (key == "transactional.id") {
+    refuse(
+        "the relay does not take a transactional id from -X: it would turn every batch into a "
+        "Kafka transaction the relay never commits");
+  } else if (key == "dr_cb" || key == "dr_msg_cb" || key == "error_cb" || key == "opaque" ||
+             key == "partitioner_cb") {
     refuse("callbacks are set by the relay");
   } else if (key == "delivery.report.only.error" && v == "true") {
     refuse("the relay needs every delivery report to mark events sent");
@@ -83,7 +92,13 @@ std::vector<Property> producer_properties(const std::string& brokers,
       {"statistics.interval.ms", "0"},
   };
   if (!brokers.empty()) props.emplace_back("bootstrap.servers", brokers);
-  for (const auto& o : overrides) props.push_back(o);
+  for (const auto& o : overrides) {
+    if (!brokers.empty() && (o.first == "bootstrap.servers" || o.first == "metadata.broker.list")) {
+      throw core::ConfigError("-X " + o.first +
+                              " conflicts with --kafka-brokers: give the bootstrap servers once");
+    }
+    props.push_back(o);
+  }
   props.emplace_back("acks", "all");
   props.emplace_back("enable.idempotence", "true");
   return props;

@@ -12,12 +12,14 @@ namespace outbox_relay::kafka {
 using Property = std::pair<std::string, std::string>;
 
 // Parses "-X key=value" arguments. Throws core::ConfigError naming the argument when it has no '='
-// or would weaken delivery (acks other than all/-1, enable.idempotence=false, ...).
+// or would weaken delivery (acks other than all/-1, enable.idempotence=false, a partitioner that
+// ignores the key, a transactional.id the relay would never commit, ...).
 std::vector<Property> parse_overrides(const std::vector<std::string>& args);
 
 // The full property list for the producer, in the order it is applied: tuned defaults, then the
 // overrides, then the fixed safety settings (acks=all, enable.idempotence=true) last so nothing
-// can undo them.
+// can undo them. Throws core::ConfigError when an override names the bootstrap servers beside a
+// non-empty `brokers` (two sources for one setting: which one wins would be a guess).
 std::vector<Property> producer_properties(const std::string& brokers, const std::vector<Property>& overrides);
 
 // A librdkafka configuration holding `properties` (the caller owns it). Throws core::ConfigError
