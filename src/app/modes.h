@@ -54,7 +54,7 @@ class ModeDescription {
   virtual void check_server(const Options& o, const pg::ServerFacts& f,
                             std::vector<CheckLine>& lines) const = 0;
 
-  // Which rows --retention and `cleanup` delete.
+  // Which rows --retention and `cleanup` delete (kRetentionBatch rows per transaction).
   [[nodiscard]] virtual pg::RetentionBy retention_by() const = 0;
 
   // `replay`: why this mode cannot replay rows (the error line), or nullopt when it can.
@@ -73,7 +73,10 @@ std::optional<Mode> mode_named(std::string_view name);
 // Every mode's name(), in the order --help lists them.
 std::vector<std::string> mode_names();
 
-// --- shared by the mode descriptions (app/modes/) and validate() ---
+// --- shared by the mode descriptions (app/modes/), validate() and the retention passes ---
+
+// Rows a --retention or `cleanup` pass deletes per transaction (SKIP LOCKED, so never waits on the relay).
+inline constexpr int kRetentionBatch = 1000;
 
 // The error for --on-poison=block where it cannot work: a mode with one position for all keys, or a
 // layout without failed_at.

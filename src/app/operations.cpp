@@ -20,7 +20,6 @@ namespace outbox_relay::app {
 namespace {
 constexpr std::chrono::milliseconds kMetadataTimeout{2000};
 constexpr std::chrono::milliseconds kStatementTimeout{5000};
-constexpr int kRetentionBatch = 1000;
 }  // namespace
 
 int64_t unix_ms_now() {

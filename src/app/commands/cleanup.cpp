@@ -17,7 +17,7 @@ int run_cleanup(const Options& o, std::ostream& out) {
   return run_guarded("cleanup", [&] {
     auto conn = pg::connect_side(o.db_url, "outbox-relay cleanup", kCommandStatementTimeout);
     const auto by = mode_for(o.mode).retention_by();
-    const auto n = pg::delete_older_than(*conn, o.table, o.layout(), by, o.retention, 1000,
+    const auto n = pg::delete_older_than(*conn, o.table, o.layout(), by, o.retention, kRetentionBatch,
                                          [&stop] { return !stop.load(); });
     out << "cleanup: deleted " << n << " row(s) of \"" << o.table << "\" "
         << (by == pg::RetentionBy::kSentAt ? "sent" : "created") << " more than "

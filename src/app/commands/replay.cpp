@@ -11,12 +11,9 @@
 #include "app/format.h"
 #include "app/modes.h"
 #include "app/signals.h"
+#include "pg/poll/poll_config.h"
 
 namespace outbox_relay::app {
-
-namespace {
-constexpr const char* kNotifyChannel = "outbox_relay";  // as sql/002_notify.sql and the poll source
-}  // namespace
 
 int run_replay(const Options& o, std::ostream& out) {
   default_signals();
@@ -31,7 +28,8 @@ int run_replay(const Options& o, std::ostream& out) {
     sel.to = o.replay_to;
     sel.ids = o.replay_ids;
     sel.failed = o.replay_failed;
-    const auto r = pg::replay(*conn, o.table, o.layout(), sel, kNotifyChannel);
+    // The channel the poll source LISTENs on, so a running relay claims the rows at once.
+    const auto r = pg::replay(*conn, o.table, o.layout(), sel, pg::PollSourceConfig{}.notify_channel);
     const char* what = o.replay_failed ? "failed" : "sent";
     out << "replay: " << r.reset << " " << what << " row(s) of \"" << o.table
         << "\" are pending again; a running relay publishes them now\n";
