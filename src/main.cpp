@@ -1,11 +1,12 @@
-// outbox-relay: parse options, run the chosen command, map the outcome to an exit code.
+// outbox-relay: parse options, run the chosen command, map the outcome to an exit code
+// (app/exit_codes.h, the one mapping).
 
 #include <iostream>
 
-#include "app/admin.h"
+#include "app/commands/commands.h"
+#include "app/exit_codes.h"
 #include "app/logging.h"
 #include "app/options.h"
-#include "app/relay.h"
 #include "app/signals.h"
 #include "core/errors.h"
 
@@ -17,8 +18,9 @@ int main(int argc, char** argv) {
   try {
     if (!app::parse_options(argc, argv, options)) return app::kExitOk;
   } catch (const core::ConfigError& e) {
+    // Logging is not set up yet (its level is an option): the line goes to stderr as is.
     std::cerr << "outbox-relay: " << e.what() << '\n';
-    return app::kExitConfig;
+    return app::exit_code_for(e);
   }
   app::setup_logging(options.log_level);
   if (options.log_format == "json") app::use_json_logs();

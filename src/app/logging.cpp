@@ -3,6 +3,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <ctime>
@@ -117,5 +118,13 @@ std::string json_log_line(std::chrono::system_clock::time_point time, std::strin
 }
 
 void use_json_logs() { spdlog::default_logger()->set_formatter(std::make_unique<JsonFormatter>()); }
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("outbox-relay");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::flush_on(spdlog::level::info);
+}
 
 }  // namespace outbox_relay::app

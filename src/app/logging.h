@@ -16,6 +16,10 @@ std::string json_escape(std::string_view s);
 std::string json_log_line(std::chrono::system_clock::time_point time, std::string_view level,
                           std::string_view msg);
 
+// Text lines on stderr at `level` (trace, debug, info, warn, error) as the default logger, flushed
+// from info up. Call once, before threads start.
+void setup_logging(const std::string& level);
+
 // Switches the default logger (set up by setup_logging) to JSON lines. Call before threads start.
 void use_json_logs();
 

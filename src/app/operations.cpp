@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <pqxx/pqxx>
 
+#include "app/modes.h"
 #include "app/sdnotify.h"
 #include "core/duration.h"
 #include "core/errors.h"
@@ -19,7 +20,6 @@ namespace outbox_relay::app {
 namespace {
 constexpr std::chrono::milliseconds kMetadataTimeout{2000};
 constexpr std::chrono::milliseconds kStatementTimeout{5000};
-constexpr int kRetentionBatch = 1000;
 }  // namespace
 
 int64_t unix_ms_now() {
@@ -28,15 +28,15 @@ int64_t unix_ms_now() {
       .count();
 }
 
-Operations::Operations(const Options& options, core::Metrics& metrics, kafka::Producer& producer)
-    : options_(options), metrics_(metrics), producer_(producer), started_unix_ms_(unix_ms_now()) {
+Operations::Operations(const Options& options, core::Metrics& metrics, PublisherProbe& publisher)
+    : options_(options), metrics_(metrics), publisher_(publisher), started_unix_ms_(unix_ms_now()) {
   if (const auto addr = http::parse_listen_address(options_.http_addr)) {
     const auto limit = http::stall_limit(options_.dispatcher_config());
     http::Server::Handlers h;
     h.metrics = [this] {
-      metrics_.producer_queue_depth.store(producer_.queue_depth());
+      metrics_.producer_queue_depth.store(publisher_.queue_depth());
       return http::render_prometheus(
-          metrics_, {OUTBOX_RELAY_VERSION, options_.mode == Mode::kWal ? "wal" : "poll", started_unix_ms_});
+          metrics_, {OUTBOX_RELAY_VERSION, std::string(mode_for(options_.mode).name()), started_unix_ms_});
     };
     h.healthz = [this, limit] { return http::health(metrics_, unix_ms_now(), started_unix_ms_, limit); };
     h.readyz = [this] { return http::readiness(metrics_); };
@@ -75,43 +75,31 @@ bool Operations::wait(std::chrono::milliseconds d) {
 }
 
 void Operations::stats_loop() {
+  const auto& mode = mode_for(options_.mode);
   std::unique_ptr<pqxx::connection> conn;
   bool pg_failing = false;
   bool kafka_failing = false;
-  const auto layout = options_.layout();
   do {
     try {
-      producer_.check_connection(std::min(options_.stats_interval, kMetadataTimeout));
+      publisher_.check_connection(std::min(options_.stats_interval, kMetadataTimeout));
       if (kafka_failing) spdlog::info("kafka answers again");
       kafka_failing = false;
     } catch (const core::TransientError& e) {
       if (!kafka_failing) spdlog::warn("{}", e.what());
       kafka_failing = true;
     }
-    metrics_.publisher_connected.store(producer_.connected());
-    metrics_.producer_queue_depth.store(producer_.queue_depth());
+    metrics_.publisher_connected.store(publisher_.connected());
+    metrics_.producer_queue_depth.store(publisher_.queue_depth());
     try {
       if (!conn) conn = pg::connect_side(options_.db_url, "outbox-relay stats", kStatementTimeout);
-      if (options_.mode == Mode::kPoll) {
-        const auto s = pg::table_stats(*conn, options_.table, layout, false);
-        metrics_.backlog_rows.store(s.backlog_rows);
-        metrics_.oldest_unsent_age_ms.store(s.backlog_rows > 0 ? s.oldest_unsent_age_ms : 0);
-        metrics_.failed_rows.store(s.failed_rows);
-      } else {
-        const auto s = pg::slot_stats(*conn, options_.slot);
-        metrics_.slot_lag_bytes.store(s.exists ? s.lag_bytes : -1);
-        if (s.exists) metrics_.confirmed_lsn.store(s.confirmed_lsn);
-      }
+      mode.collect_stats(*conn, options_, metrics_);
       pg_failing = false;
     } catch (const std::exception& e) {
       // The dispatcher reports PostgreSQL trouble; here it only makes the gauges unknown.
       if (!pg_failing) spdlog::debug("statistics query failed: {}", e.what());
       pg_failing = true;
       conn.reset();
-      metrics_.backlog_rows.store(-1);
-      metrics_.oldest_unsent_age_ms.store(-1);
-      metrics_.failed_rows.store(-1);
-      metrics_.slot_lag_bytes.store(-1);
+      mode.forget_stats(metrics_);
     }
   } while (wait(options_.stats_interval));
 }
@@ -157,7 +145,7 @@ void Operations::supervise_loop() {
 void Operations::retention_loop() {
   const auto interval =
       std::clamp(options_.retention / 10, std::chrono::milliseconds(1000), std::chrono::milliseconds(300000));
-  const auto by = options_.mode == Mode::kWal ? pg::RetentionBy::kCreatedAt : pg::RetentionBy::kSentAt;
+  const auto by = mode_for(options_.mode).retention_by();
   const auto layout = options_.layout();
   std::unique_ptr<pqxx::connection> conn;
   bool failing = false;

@@ -2,12 +2,13 @@
 // Everything the daemon runs beside the dispatcher, each on its own thread and (for PostgreSQL) its
 // own connection, so none of it touches the hot path:
 //   - the HTTP endpoint (/metrics, /healthz, /readyz), when --http-addr is not off;
-//   - statistics every --stats-interval: backlog and oldest unsent age (poll) or slot lag and
-//     confirmed LSN (WAL), a Kafka metadata round trip for publisher_connected, producer queue depth;
+//   - statistics every --stats-interval: the mode's gauges (app/modes.h: backlog and oldest unsent age
+//     for poll, slot lag and confirmed LSN for WAL), a Kafka metadata round trip for
+//     publisher_connected, the producer's queue depth;
 //   - systemd: READY=1 once PostgreSQL and Kafka are connected, WATCHDOG=1 while the dispatcher loop's
 //     heartbeat is fresh (same rule as /healthz), STATUS= lines;
 //   - --retention: deletes old sent rows in small batches.
-// Construct after the producer and destroy before it; the destructor stops and joins every thread
+// Construct after the publisher and destroy before it; the destructor stops and joins every thread
 // (the longest wait is one statistics round: a 2 s metadata timeout or a 5 s connect timeout).
 
 #include <atomic>
@@ -17,8 +18,8 @@
 #include <thread>
 
 #include "app/options.h"
+#include "app/publisher_probe.h"
 #include "core/metrics.h"
-#include "kafka/producer.h"
 
 namespace outbox_relay::http {
 class Server;
@@ -30,7 +31,7 @@ class Operations {
  public:
   // Throws core::ConfigError when an explicitly configured --http-addr cannot be bound (the
   // default address being busy only logs a warning).
-  Operations(const Options& options, core::Metrics& metrics, kafka::Producer& producer);
+  Operations(const Options& options, core::Metrics& metrics, PublisherProbe& publisher);
   ~Operations();
   Operations(const Operations&) = delete;
   Operations& operator=(const Operations&) = delete;
@@ -47,7 +48,7 @@ class Operations {
 
   const Options& options_;
   core::Metrics& metrics_;
-  kafka::Producer& producer_;
+  PublisherProbe& publisher_;
   int64_t started_unix_ms_;
   std::unique_ptr<http::Server> http_;
   std::mutex mu_;

@@ -1,14 +1,16 @@
 #pragma once
-// Command-line flags, OUTBOX_RELAY_* environment variables and the --config file, in that order of
-// precedence, validated into one Options value. Every problem is a core::ConfigError (exit 78)
-// whose message names the flag.
+// What the relay was asked to do, with a meaning given to every flag: validate() turns the command
+// line as typed (app/cli.h: flags, OUTBOX_RELAY_* variables, the --config file) into one Options
+// value. Every problem is a core::ConfigError (exit 78) whose one-line message names the flag.
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "app/cli.h"
 #include "core/dispatcher.h"
 #include "core/routing.h"
 #include "kafka/config.h"
@@ -16,56 +18,58 @@
 
 namespace outbox_relay::app {
 
-enum class Command { kRun, kMigrate, kVersion, kStatus, kCheck, kReplay, kCleanup };
+// The source modes; each has its description in app/modes.h (mode_for), and --mode names it.
 enum class Mode { kPoll, kWal };
 
+// Built by validate(); the defaults are the flag table's (app/cli.h), so a default-constructed value
+// is only a placeholder.
 struct Options {
-  Command command = Command::kRun;
+  Command command{};
 
   std::string db_url;
   std::string kafka_brokers;
-  Mode mode = Mode::kPoll;
-  std::string table = "outbox";
-  std::string layout_name = "default";
+  Mode mode{};
+  std::string table;
+  std::string layout_name;                  // --layout: default or debezium
   std::string topic_template;               // empty: the layout's default
   std::string route_by_column;              // empty: the layout's default
   std::string order_by;                     // poll mode claim order; empty: the id column
   std::vector<std::string> header_columns;  // "column[:header]" additional placements
-  std::size_t batch_size = 2000;
-  std::size_t batch_bytes = 2u << 20;  // --batch-bytes
-  std::chrono::milliseconds poll_interval{1000};
-  std::chrono::milliseconds session_timeout{60000};
-  std::chrono::milliseconds drain_timeout{10000};
-  pg::OnSent on_sent = pg::OnSent::kDelete;
-  bool exit_when_idle = false;
-  bool pipeline = true;  // --pipeline: next batch sent while the previous one is in flight
-  core::PoisonPolicy on_poison = core::PoisonPolicy::kPark;
-  int shard_index = 0;
-  int shard_count = 1;
+  std::size_t batch_size{};
+  std::size_t batch_bytes{};  // 0: no bound
+  std::chrono::milliseconds poll_interval{};
+  std::chrono::milliseconds session_timeout{};
+  std::chrono::milliseconds drain_timeout{};
+  pg::OnSent on_sent{};
+  bool exit_when_idle{};
+  bool pipeline{};  // --pipeline: next batch sent while the previous one is in flight
+  core::PoisonPolicy on_poison{};
+  int shard_index{};
+  int shard_count{1};
   std::string dlq_topic;
-  std::vector<kafka::Property> kafka_overrides;
+  std::vector<kafka::Property> kafka_overrides;  // -X, then sasl.password from its file
 
   // WAL mode
-  std::string slot = "outbox_relay";
-  std::string publication = "outbox_relay_pub";
-  bool require_slot = false;  // refuse to create the slot/publication (they must exist)
-  std::chrono::milliseconds heartbeat_interval{10000};
-  std::chrono::milliseconds status_interval{1000};
-  std::string message_prefix = "outbox";
+  std::string slot;
+  std::string publication;
+  bool require_slot{};  // refuse to create the slot/publication (they must exist)
+  std::chrono::milliseconds heartbeat_interval{};
+  std::chrono::milliseconds status_interval{};
+  std::string message_prefix;
 
-  std::string log_level = "info";
-  std::string log_format = "text";  // text or json
+  std::string log_level;
+  std::string log_format;  // text or json
 
-  // Operations (issue 6)
-  std::string http_addr = "127.0.0.1:9187";  // "off" or empty: no HTTP endpoint
-  bool http_addr_explicit = false;           // set by flag/env/file: a bind failure is fatal then
-  std::chrono::milliseconds stats_interval{5000};
-  std::chrono::milliseconds retention{0};  // 0: no periodic cleanup
-  std::string kafka_sasl_password_file;    // its contents went into kafka_overrides as sasl.password
+  // Operations
+  std::string http_addr;      // "off" or empty: no HTTP endpoint
+  bool http_addr_explicit{};  // set by flag/env/file: a bind failure is fatal then
+  std::chrono::milliseconds stats_interval{};
+  std::chrono::milliseconds retention{};  // 0: no periodic cleanup
+  std::string kafka_sasl_password_file;   // its contents went into kafka_overrides as sasl.password
   // replay
   std::optional<std::string> replay_from, replay_to;
   std::vector<std::string> replay_ids;
-  bool replay_failed = false;
+  bool replay_failed{};
   // Every setting as `name = value`, secrets redacted: printed once at start.
   std::vector<std::pair<std::string, std::string>> effective;
 
@@ -76,8 +80,17 @@ struct Options {
   [[nodiscard]] core::DispatcherConfig dispatcher_config() const;
 };
 
-// Parses argv. Returns false when the caller should exit 0 at once (--help, --version printed).
-// Throws core::ConfigError with a one-line message naming the flag.
+// Reads a password file for `flag` (read_secret_file in production; unit tests pass a fake).
+using SecretReader = std::function<std::string(const std::string& flag, const std::string& path)>;
+
+// Gives the typed text its meaning and checks the rules between flags, the mode's own included
+// (ModeDescription::validate). Reads nothing but the --db-password-file and --kafka-sasl-password-file
+// named, through `read_secret`. Throws core::ConfigError with one line naming the flag.
+Options validate(const RawOptions& raw, const SecretReader& read_secret);
+Options validate(const RawOptions& raw);
+
+// parse_command_line, then validate. Returns false when the caller should exit 0 at once (--help,
+// --version printed). Throws core::ConfigError with a one-line message naming the flag.
 bool parse_options(int argc, const char* const* argv, Options& out);
 
 }  // namespace outbox_relay::app

@@ -27,6 +27,14 @@ void block_signals() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
+void default_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 SignalThread::SignalThread(std::atomic<bool>& stop, std::function<void()> on_stop)
     : thread_([&stop, on_stop = std::move(on_stop)] {
         const auto set = relay_signals();

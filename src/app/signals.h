@@ -12,6 +12,10 @@ namespace outbox_relay::app {
 
 void block_signals();
 
+// Undoes block_signals for SIGINT/SIGTERM in the calling thread: short one-shot commands die on them
+// as any CLI tool does, since nothing they do is left half-done (each write is one transaction).
+void default_signals();
+
 class SignalThread {
  public:
   // `on_stop` runs on the signal thread after `stop` is set (e.g. to wake sleepers).

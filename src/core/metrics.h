@@ -46,11 +46,13 @@ struct Metrics {
   std::atomic<uint64_t> dead_lettered{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> reconnects{0};
-  std::atomic<int64_t> backlog_rows{-1};          // poll: unsent rows (-1 = unknown)
+  // The source's gauges: each mode's statistics (app/modes/, collect_stats) set only its own, on the
+  // statistics thread; -1 (0 for the LSN) means unknown or not this mode's, and /metrics leaves it out.
+  std::atomic<int64_t> backlog_rows{-1};          // poll: unsent rows
   std::atomic<int64_t> oldest_unsent_age_ms{-1};  // poll: age of the oldest unsent row
   std::atomic<int64_t> failed_rows{-1};           // poll: rows parked in the table (failed_at set)
-  std::atomic<int64_t> slot_lag_bytes{-1};        // wal
-  std::atomic<uint64_t> confirmed_lsn{0};         // wal
+  std::atomic<int64_t> slot_lag_bytes{-1};        // wal: server's current LSN - slot's confirmed LSN
+  std::atomic<uint64_t> confirmed_lsn{0};         // wal: the slot's confirmed flush LSN
   std::atomic<int64_t> producer_queue_depth{0};
   std::atomic<bool> source_connected{false};
   std::atomic<bool> publisher_connected{false};

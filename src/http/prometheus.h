@@ -15,7 +15,7 @@ inline constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4
 
 struct ExpositionInfo {
   std::string version;  // outbox_relay_build_info{version=...}
-  std::string mode;     // "poll" or "wal"
+  std::string mode;     // the --mode name (app/modes.h)
   int64_t start_unix_ms = 0;
 };
 

@@ -2,7 +2,8 @@
 
 #include "parse_options.h"
 
-#include "app/admin.h"
+#include "app/commands/commands.h"
+#include "app/format.h"
 #include "app/options.h"
 #include "core/errors.h"
 

@@ -1,0 +1,116 @@
+// --mode wal: reads the outbox table's INSERTs from a logical replication slot (pgoutput) and
+// confirms the slot's LSN once Kafka acknowledged them (pg/wal/). Rows are never marked: the slot's
+// lag is the backlog.
+
+#include "app/modes.h"
+#include "core/errors.h"
+#include "core/routing.h"
+#include "pg/wal/wal_source.h"
+
+namespace outbox_relay::app {
+
+namespace {
+
+class WalMode final : public ModeDescription {
+ public:
+  [[nodiscard]] std::string_view name() const override { return "wal"; }
+
+  [[nodiscard]] std::unique_ptr<core::OutboxSource> make_source(const Options& o) const override {
+    pg::WalSourceConfig c;
+    c.conninfo = o.db_url;
+    c.table = o.table;
+    c.slot = o.slot;
+    c.publication = o.publication;
+    c.create_slot = !o.require_slot;
+    c.create_publication = !o.require_slot;
+    c.status_interval = o.status_interval;
+    c.heartbeat_interval = o.heartbeat_interval;
+    c.message_prefix = o.message_prefix;
+    c.session_timeout = o.session_timeout;
+    return std::make_unique<pg::WalSource>(std::move(c), core::Router(o.layout()));
+  }
+
+  void validate(const Options& o) const override {
+    if (o.on_poison == core::PoisonPolicy::kBlock) throw core::ConfigError(kBlockPolicyRefused);
+    if (o.shard_count > 1) {
+      throw core::ConfigError(
+          "--shard is for poll mode; in WAL mode the slot holder publishes everything in order");
+    }
+  }
+
+  void collect_stats(pqxx::connection& c, const Options& o, core::Metrics& m) const override {
+    const auto s = pg::slot_stats(c, o.slot);
+    m.slot_lag_bytes.store(s.exists ? s.lag_bytes : -1);
+    if (s.exists) m.confirmed_lsn.store(s.confirmed_lsn);
+  }
+
+  // The confirmed LSN keeps its last known value: it only moves forward.
+  void forget_stats(core::Metrics& m) const override { m.slot_lag_bytes.store(-1); }
+
+  void status_backlog(const pg::TableStats& /*s*/, const StatusRow& row) const override {
+    row("backlog", "see the slot's lag (WAL mode does not mark rows)");
+  }
+
+  [[nodiscard]] bool reports_missing_slot() const override { return true; }
+
+  // WAL mode only reads the table.
+  void check_table(const Options& o, const pg::ServerFacts& f, std::vector<CheckLine>& lines) const override {
+    check_grants(o, f, {{"SELECT", "to read events"}}, lines);
+  }
+
+  void check_server(const Options& o, const pg::ServerFacts& f,
+                    std::vector<CheckLine>& lines) const override {
+    using L = CheckLine::Level;
+    if (f.wal_level != "logical") {
+      add(lines, L::kFail,
+          "wal_level is \"" + f.wal_level +
+              "\"; --mode=wal needs wal_level = logical (ALTER SYSTEM SET wal_level = logical, then restart "
+              "PostgreSQL)");
+    } else {
+      add(lines, L::kOk, "wal_level is logical");
+    }
+    if (!f.superuser && !f.replication) {
+      add(lines, L::kFail,
+          "role \"" + f.user + "\" lacks the REPLICATION attribute that --mode=wal needs (ALTER ROLE " +
+              f.user + " REPLICATION)");
+    }
+    if (f.slot_exists) {
+      if (f.slot_plugin != "pgoutput") {
+        add(lines, L::kFail, "slot \"" + o.slot + "\" uses plugin \"" + f.slot_plugin + "\", not pgoutput");
+      } else {
+        add(lines, L::kOk, "slot \"" + o.slot + "\" exists (pgoutput)");
+      }
+    } else if (o.require_slot) {
+      add(lines, L::kFail, "slot \"" + o.slot + "\" does not exist and --require-slot forbids creating it");
+    } else {
+      add(lines, L::kWarn, "slot \"" + o.slot + "\" does not exist yet; the relay creates it on start");
+    }
+    if (f.publication_exists && !f.publication_has_table && f.table_exists) {
+      add(lines, L::kFail,
+          "publication \"" + o.publication + "\" does not include table \"" + o.table + "\"");
+    } else if (!f.publication_exists && o.require_slot) {
+      add(lines, L::kFail,
+          "publication \"" + o.publication + "\" does not exist and --require-slot forbids creating it");
+    } else if (!f.publication_exists) {
+      add(lines, L::kWarn,
+          "publication \"" + o.publication +
+              "\" does not exist yet; the relay creates it (needs table ownership)");
+    }
+  }
+
+  // Rows are never marked in WAL mode: retention goes by created_at.
+  [[nodiscard]] pg::RetentionBy retention_by() const override { return pg::RetentionBy::kCreatedAt; }
+
+  [[nodiscard]] std::optional<std::string> replay_refusal() const override {
+    return "replay: --mode=wal publishes from the WAL, not from table state; replay works with --mode=poll";
+  }
+};
+
+}  // namespace
+
+const ModeDescription& wal_mode() {
+  static const WalMode mode;
+  return mode;
+}
+
+}  // namespace outbox_relay::app
