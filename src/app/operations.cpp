@@ -8,6 +8,7 @@
 
 #include "app/modes.h"
 #include "app/sdnotify.h"
+#include "core/clock.h"
 #include "core/duration.h"
 #include "core/errors.h"
 #include "http/probes.h"
@@ -22,14 +23,8 @@ constexpr std::chrono::milliseconds kMetadataTimeout{2000};
 constexpr std::chrono::milliseconds kStatementTimeout{5000};
 }  // namespace
 
-int64_t unix_ms_now() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Operations::Operations(const Options& options, core::Metrics& metrics, PublisherProbe& publisher)
-    : options_(options), metrics_(metrics), publisher_(publisher), started_unix_ms_(unix_ms_now()) {
+    : options_(options), metrics_(metrics), publisher_(publisher), started_unix_ms_(core::unix_ms_now()) {
   if (const auto addr = http::parse_listen_address(options_.http_addr)) {
     const auto limit = http::stall_limit(options_.dispatcher_config());
     http::Server::Handlers h;
@@ -38,7 +33,9 @@ Operations::Operations(const Options& options, core::Metrics& metrics, Publisher
       return http::render_prometheus(
           metrics_, {OUTBOX_RELAY_VERSION, std::string(mode_for(options_.mode).name()), started_unix_ms_});
     };
-    h.healthz = [this, limit] { return http::health(metrics_, unix_ms_now(), started_unix_ms_, limit); };
+    h.healthz = [this, limit] {
+      return http::health(metrics_, core::unix_ms_now(), started_unix_ms_, limit);
+    };
     h.readyz = [this] { return http::readiness(metrics_); };
     try {
       http_ = std::make_unique<http::Server>(*addr, std::move(h));
@@ -121,7 +118,7 @@ void Operations::supervise_loop() {
                        published, backlog >= 0 ? fmt::format(", backlog {}", backlog) : std::string());
   };
   do {
-    const auto now = unix_ms_now();
+    const auto now = core::unix_ms_now();
     if (!ready && metrics_.source_connected.load() && metrics_.publisher_connected.load()) {
       ready = true;
       last_status = now;

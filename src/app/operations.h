@@ -58,7 +58,4 @@ class Operations {
   std::thread stats_, supervise_, retention_;
 };
 
-// Milliseconds since the Unix epoch (wall clock).
-int64_t unix_ms_now();
-
 }  // namespace outbox_relay::app
