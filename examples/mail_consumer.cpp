@@ -24,12 +24,14 @@ struct Args {
   long idle_seconds = 10;
 };
 
+// The FIRST header of that name: the relay writes its own `id` and `event_type` first (and refuses rows
+// whose `headers` JSON names them), so a later one could only come from elsewhere.
 std::string header(const rd_kafka_message_t* m, const char* name) {
   rd_kafka_headers_t* h = nullptr;
   if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   const void* v = nullptr;
   size_t n = 0;
-  if (rd_kafka_header_get_last(h, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  if (rd_kafka_header_get(h, 0, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   return {static_cast<const char*>(v), n};
 }
 

@@ -147,6 +147,7 @@ void Dispatcher::finish(InFlight& f) {
   const bool transactional = publisher_.transactional();
   f.settlement = settle(f.batch, f.deliveries, source_.ordering(),
                         transactional ? Atomicity::kTransaction : Atomicity::kPerRecord);
+  refuse_misconfiguration(f);
   if (f.settlement.abort) {
     publisher_.abort();
   } else {
@@ -285,11 +286,50 @@ void Dispatcher::dead_letter(InFlight& f) {
   }
 }
 
+namespace {
+
+// A poison reason without its quoted parts (ids, topic names, values), to tell whether many events
+// failed for one reason.
+std::string reason_shape(const std::string& reason) {
+  std::string out;
+  bool quoted = false;
+  for (const char c : reason) {
+    if (c == '"') {
+      quoted = !quoted;
+      out += c;
+    } else if (!quoted) {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// When the first events a relay sees all fail for one reason, the fault is the configuration (a topic
+// template naming a column that is always NULL, a topic the cluster does not have), not the rows:
+// parking the whole outbox would only hide it. Stops with that reason instead; nothing is parked or
+// marked, so the events are published once the configuration is fixed.
+void Dispatcher::refuse_misconfiguration(const InFlight& f) const {
+  const auto& s = f.settlement;
+  if (published_any_ || !s.done.empty() || !s.retry.empty() || s.park.size() < kMisconfigurationEvents)
+    return;
+  const auto shape = reason_shape(s.park.front().reason);
+  for (const auto& p : s.park) {
+    if (reason_shape(p.reason) != shape) return;
+  }
+  throw FatalError("the first " + std::to_string(s.park.size()) +
+                   " events all fail for the same reason, which points at the configuration rather than "
+                   "the rows (none was parked): " +
+                   s.park.front().reason);
+}
+
 // Counts what the settlement made durable: published events (and their latency) and parked ones.
 void Dispatcher::record(const InFlight& f) {
   const auto& batch = f.batch;
   std::map<std::string, uint64_t> by_topic;
   const auto now_ms = unix_ms_now();
+  published_any_ = published_any_ || !f.settlement.done.empty();
   for (const auto i : f.settlement.done) {
     const auto& m = batch.messages[i];
     ++by_topic[m.topic];

@@ -60,6 +60,10 @@ enum class Outcome {
 
 class Dispatcher {
  public:
+  // A first batch of at least this many events, every one poison for the same reason, stops the
+  // relay (a misconfiguration) instead of being parked.
+  static constexpr std::size_t kMisconfigurationEvents = 20;
+
   Dispatcher(OutboxSource& source, Publisher& publisher, Waiter& waiter, Metrics& metrics,
              DispatcherConfig config, const std::atomic<bool>& stop);
 
@@ -93,6 +97,7 @@ class Dispatcher {
   void wait_for(std::span<const Delivery> out);
   void dead_letter(InFlight& f);
   void record(const InFlight& f);
+  void refuse_misconfiguration(const InFlight& f) const;
   void on_transient(const std::string& what);
   void on_success();
 
@@ -108,6 +113,7 @@ class Dispatcher {
   bool last_fetch_empty_ = false;
   std::optional<InFlight> ahead_;  // sent by the step before, committed by the next step
   double bytes_per_event_ = 0;     // running average of the records fetched (0: none seen yet)
+  bool published_any_ = false;     // some event reached Kafka since start (see refuse_misconfiguration)
 };
 
 }  // namespace outbox_relay::core

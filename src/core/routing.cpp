@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/errors.h"
+
 namespace outbox_relay::core {
 
 Layout Layout::default_layout() {
@@ -66,13 +68,70 @@ std::vector<std::string> Layout::required_columns() const {
   return all;
 }
 
+namespace {
+
+bool topic_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == '-';
+}
+
+}  // namespace
+
 bool valid_topic_name(const std::string& topic) {
   if (topic.empty() || topic.size() > 249 || topic == "." || topic == "..") return false;
-  return std::all_of(topic.begin(), topic.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  });
+  return std::all_of(topic.begin(), topic.end(), topic_char);
 }
+
+std::vector<std::string> Layout::reserved_headers() const {
+  std::vector<std::string> out{"id"};
+  for (const auto& p : header_placements) out.push_back(p.header);
+  return out;
+}
+
+void Layout::validate() const {
+  const auto& t = topic_template;
+  auto bad_template = [&t](const std::string& why) {
+    throw ConfigError("--topic-template: \"" + t + "\" " + why);
+  };
+  if (t.empty() && topic_column.empty()) bad_template("is empty and the table has no topic column");
+  for (std::size_t i = 0; i < t.size();) {
+    const bool dollar = t[i] == '$';
+    if (dollar && (i + 1 >= t.size() || t[i + 1] != '{')) bad_template("has a '$' not followed by '{'");
+    if (t[i] == '}') bad_template("has a '}' without its '{'");
+    if (t[i] != '{' && !dollar) {
+      if (!topic_char(t[i])) {
+        bad_template("has a character no Kafka topic name may hold: '" + std::string(1, t[i]) +
+                     "' (letters, digits, '.', '_' and '-' only)");
+      }
+      ++i;
+      continue;
+    }
+    const auto open = dollar ? i + 1 : i;
+    const auto close = t.find('}', open);
+    if (close == std::string::npos) bad_template("has a '{' that is never closed");
+    const auto placeholder = t.substr(open + 1, close - open - 1);
+    if (placeholder.empty() || placeholder.find('{') != std::string::npos)
+      bad_template("has an empty or nested placeholder");
+    if (placeholder == "routedByValue" && route_by_column.empty()) {
+      bad_template("uses ${routedByValue} but no --route-by column is set");
+    }
+    i = close + 1;
+  }
+  std::vector<std::string> seen{"id"};
+  for (const auto& p : header_placements) {
+    if (p.column.empty() || p.header.empty()) {
+      throw ConfigError("--header-column: \"" + p.column + ":" + p.header +
+                        "\" needs a column and a header name");
+    }
+    if (std::find(seen.begin(), seen.end(), p.header) != seen.end()) {
+      throw ConfigError("--header-column: header \"" + p.header + "\" is set already" +
+                        (p.header == "id" ? " (the relay sends the outbox id as \"id\")" : ""));
+    }
+    seen.push_back(p.header);
+  }
+}
+
+Router::Router(Layout layout) : layout_(std::move(layout)) { layout_.validate(); }
 
 std::variant<std::string, std::string> render_topic(const std::string& tmpl, const Layout& layout,
                                                     const OutboxRow& row) {
@@ -171,7 +230,13 @@ Router::Result Router::map(const OutboxRow& row) const {
     if (h != nullptr && h->has_value()) {
       try {
         auto extra = parse_headers_json(**h);
-        for (auto& e : extra) m.headers.push_back(std::move(e));
+        const auto reserved = layout_.reserved_headers();
+        for (auto& e : extra) {
+          if (std::find(reserved.begin(), reserved.end(), e.first) != reserved.end()) {
+            return fail("headers: \"" + e.first + "\" is reserved (the relay sets it from the row)");
+          }
+          m.headers.push_back(std::move(e));
+        }
       } catch (const std::invalid_argument& e) {
         return fail(e.what());
       }

@@ -42,6 +42,15 @@ struct Layout {
   [[nodiscard]] std::vector<std::string> columns() const;
   // Columns that must exist in the table (the optional ones may be missing).
   [[nodiscard]] std::vector<std::string> required_columns() const;
+
+  // Header names the relay sets itself: `id`, then each header placement's. A row's `headers` JSON
+  // may not name them (a row writer could otherwise pass a second `id` to consumers).
+  [[nodiscard]] std::vector<std::string> reserved_headers() const;
+
+  // Throws ConfigError with one line naming the flag when the layout cannot route any row: a topic
+  // template with an unclosed or empty placeholder or characters no topic may hold, ${routedByValue}
+  // without a route-by column, a header placement named like a reserved header or twice.
+  void validate() const;
 };
 
 // Kafka's rule for topic names: 1..249 chars of [a-zA-Z0-9._-], not "." or "..".
@@ -59,7 +68,8 @@ struct Layout {
 
 class Router {
  public:
-  explicit Router(Layout layout) : layout_(std::move(layout)) {}
+  // Throws ConfigError when the layout is invalid (Layout::validate).
+  explicit Router(Layout layout);
 
   // The record for `row`, or the reason it cannot be one (poison).
   using Result = std::variant<OutboxMessage, std::string>;

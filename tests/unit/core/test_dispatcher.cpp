@@ -567,3 +567,48 @@ TEST_CASE("an at-least-once publisher sees an empty checkpoint and the batch pip
   REQUIRE(rig.publisher.checkpoints.size() == 1);
   CHECK(rig.publisher.checkpoints[0].empty());
 }
+
+TEST_CASE(
+    "the first events all failing for one reason stop the relay as a misconfiguration, parking nothing") {
+  auto rejected_batch = [](std::size_t n, bool same_reason) {
+    Batch b;
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto id = std::to_string(i);
+      b.rejected.push_back({OutboxRow{id, {}, 0},
+                            same_reason ? "invalid topic name \"outbox." + id + " x\""
+                                        : (i % 2 == 0 ? "headers must be a JSON object" : "bad topic"),
+                            std::nullopt, 0});
+    }
+    return b;
+  };
+  const auto n = Dispatcher::kMisconfigurationEvents;
+  SUBCASE("first batch, one reason (its quoted values aside): fatal, nothing committed") {
+    Rig rig;
+    rig.source.batches.push_back(rejected_batch(n, true));
+    auto d = rig.make();
+    CHECK_THROWS_WITH_AS(
+        d.step(), doctest::Contains("events all fail for the same reason, which points at the configuration"),
+        FatalError);
+    CHECK(rig.source.commits.empty());
+    CHECK(rig.metrics.parked.load() == 0);
+  }
+  SUBCASE("after an event was published, the same batch is parked: the rows are at fault") {
+    Rig rig;
+    rig.source.batches.push_back(batch_of({"a"}));
+    rig.source.batches.push_back(rejected_batch(n, true));
+    auto d = rig.make();
+    CHECK(d.step() == StepResult::kPublished);
+    CHECK(d.step() == StepResult::kPublished);
+    REQUIRE(rig.source.commits.size() == 2);
+    CHECK(rig.source.commits[1].rejected.size() == n);
+  }
+  SUBCASE("different reasons, or fewer events: parked") {
+    for (const auto& b : {rejected_batch(n, false), rejected_batch(n - 1, true)}) {
+      Rig rig;
+      rig.source.batches.push_back(b);
+      auto d = rig.make();
+      CHECK(d.step() == StepResult::kPublished);
+      CHECK(rig.source.commits.size() == 1);
+    }
+  }
+}

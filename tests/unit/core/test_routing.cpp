@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/errors.h"
 #include "core/routing.h"
 
 using namespace outbox_relay::core;
@@ -113,4 +114,70 @@ TEST_CASE("template placeholders name any column; the route-by alias follows the
   CHECK(ok(router.map(default_row())).topic == "order-created.order.v1");
   const auto cols = layout.columns();
   CHECK(std::find(cols.begin(), cols.end(), "event_type") != cols.end());
+}
+
+TEST_CASE("a row's headers may not name a header the relay sets (id, event_type): poison, with the reason") {
+  const Router router(Layout::default_layout());
+  for (const auto* json : {R"({"id": "999"})", R"({"traceparent": "x", "event_type": "order-cancelled"})"}) {
+    const auto r = router.map(default_row(std::string(json)));
+    REQUIRE(r.index() == 1);
+    CHECK(std::get<1>(r).find("is reserved") != std::string::npos);
+  }
+  // Other names, including other cases of the same letters, pass through.
+  const auto mapped = router.map(default_row(std::string(R"({"ID": "x", "trace": "t"})")));
+  const auto& m = ok(mapped);
+  CHECK(m.headers.size() == 4);
+  CHECK(m.headers[0] == Header{"id", "42"});
+  const Router dbz(Layout::debezium_layout());
+  CHECK(Layout::debezium_layout().reserved_headers() == std::vector<std::string>{"id", "type"});
+}
+
+TEST_CASE("layout validation: a topic template that can route no row is refused at start, naming the flag") {
+  auto with_template = [](const std::string& t) {
+    auto l = Layout::default_layout();
+    l.topic_template = t;
+    return l;
+  };
+  auto refusal = [](const Layout& l) -> std::string {
+    try {
+      l.validate();
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(refusal(with_template("outbox.{aggregate_type")) ==
+        "--topic-template: \"outbox.{aggregate_type\" has a '{' that is never closed");
+  CHECK(refusal(with_template("outbox. {aggregate_type}"))
+            .find("character no Kafka topic name may hold: ' '") != std::string::npos);
+  CHECK(refusal(with_template("outbox.{}")).find("empty or nested placeholder") != std::string::npos);
+  CHECK(refusal(with_template("outbox.aggregate_type}")).find("'}' without its '{'") != std::string::npos);
+  CHECK(refusal(with_template("outbox.$aggregate_type")).find("'$' not followed by '{'") !=
+        std::string::npos);
+  auto no_route = with_template("outbox.${routedByValue}");
+  no_route.route_by_column.clear();
+  CHECK(refusal(no_route).find("no --route-by column") != std::string::npos);
+  auto no_topic = with_template("");
+  no_topic.topic_column.clear();
+  CHECK(refusal(no_topic).find("is empty") != std::string::npos);
+  // Valid forms.
+  CHECK(refusal(Layout::default_layout()) == "");
+  CHECK(refusal(Layout::debezium_layout()) == "");
+  CHECK(refusal(with_template("fixed-topic_1.v2")) == "");
+  CHECK(refusal(with_template("{aggregate_type}.${routedByValue}.events")) == "");
+  CHECK_THROWS_AS(Router(with_template("bad topic")), ConfigError);
+}
+
+TEST_CASE("layout validation: a header placement may not reuse a reserved or taken header name") {
+  auto l = Layout::default_layout();
+  l.header_placements.push_back({"payload", "id"});
+  CHECK_THROWS_WITH_AS(
+      l.validate(), "--header-column: header \"id\" is set already (the relay sends the outbox id as \"id\")",
+      ConfigError);
+  auto twice = Layout::default_layout();
+  twice.header_placements.push_back({"aggregate_type", "event_type"});
+  CHECK_THROWS_AS(twice.validate(), ConfigError);
+  auto extra = Layout::default_layout();
+  extra.header_placements.push_back({"aggregate_type", "aggregate-type"});
+  CHECK_NOTHROW(extra.validate());
 }
