@@ -75,12 +75,21 @@ void Producer::on_delivery(rd_kafka_s* /*rk*/, const rd_kafka_message_s* m, void
   std::unique_ptr<Pending> p(static_cast<Pending*>(m->_private));
   if (!p || p->generation != self->generation_) return;
   core::Delivery& d = *p->delivery;
+  const bool unknown_topic =
+      m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (self->unknown_topics_.tracked() > 0) self->unknown_topics_.delivered(rd_kafka_topic_name(m->rkt));
     d.status = core::DeliveryStatus::kAcked;
     d.partition = m->partition;
     d.offset = m->offset;
     if (!self->brokers_up_.exchange(true) && self->was_down_.exchange(false))
       spdlog::info("kafka is reachable again");
+  } else if (unknown_topic &&
+             !self->unknown_topics_.poison(rd_kafka_topic_name(m->rkt), std::chrono::steady_clock::now())) {
+    d.status = core::DeliveryStatus::kRetriable;
+    d.error = std::string(rd_kafka_err2str(m->err)) + " (retried for up to " +
+              std::to_string(self->unknown_topics_.grace().count() / 1000) +
+              " s in case the topic is being created)";
   } else {
     d.status = is_poison_error(m->err) ? core::DeliveryStatus::kPoison : core::DeliveryStatus::kRetriable;
     d.error = rd_kafka_err2str(m->err);

@@ -13,6 +13,7 @@
 
 #include "core/publisher.h"
 #include "kafka/config.h"
+#include "kafka/unknown_topics.h"
 
 struct rd_kafka_s;
 struct rd_kafka_topic_s;
@@ -66,6 +67,7 @@ class Producer final : public core::Publisher {
   std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_s, TopicDeleter>> topics_;
   std::size_t outstanding_ = 0;  // reports still due for every send(); dispatcher thread only
   uint64_t generation_ = 0;      // bumped when abort() gives up on the reports of a send
+  UnknownTopics unknown_topics_{std::chrono::seconds(30)};
   std::atomic<bool> brokers_up_{false};
   std::atomic<bool> fatal_{false};
   std::atomic<bool> was_down_{false};  // for logging the recovery once
