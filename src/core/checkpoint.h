@@ -17,6 +17,20 @@ struct Checkpoint {
   std::vector<std::string> ids;
 
   [[nodiscard]] bool empty() const { return position == 0 && ids.empty(); }
+  bool operator==(const Checkpoint&) const = default;
 };
+
+// The checkpoint record's value: a JSON object {"v":1,"identity":…,"position":"<decimal>","ids":[…]}
+// (position as a string: LSNs use all 64 bits). `identity` names the relay (the record key too), so a
+// record read back can be checked against the relay reading it.
+[[nodiscard]] std::string encode_checkpoint(const Checkpoint& checkpoint, const std::string& identity);
+
+struct DecodedCheckpoint {
+  std::string identity;
+  Checkpoint checkpoint;
+};
+// Throws std::invalid_argument naming what is wrong (not JSON, unknown version, a field of the wrong
+// type): a checkpoint the relay cannot read must stop it, never be taken as "nothing published".
+[[nodiscard]] DecodedCheckpoint decode_checkpoint(const std::string& value);
 
 }  // namespace outbox_relay::core

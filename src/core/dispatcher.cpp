@@ -49,12 +49,17 @@ StepResult Dispatcher::step() {
       open_ = true;
       metrics_.source_connected.store(true);
     }
+    if (!recovered_ && source_.leader()) recover();
     if (!ahead_) {
       const auto started = waiter_.now();
       auto batch = source_.fetch(fetch_limit(), config_.exit_when_idle ? Millis(0) : config_.poll_interval);
       metrics_.leader.store(source_.leader());
       last_fetch_empty_ = batch.empty();
       if (batch.empty()) {
+        // A source that just took the lead returns an empty batch first, so that recovery runs before it
+        // claims anything.
+        if (!recovered_ && source_.leader()) recover();
+        if (recovered_) refresh_idle_checkpoint();
         on_success();
         return StepResult::kIdle;
       }
@@ -80,6 +85,9 @@ StepResult Dispatcher::step() {
     ahead_.reset();
     source_.close();
     open_ = false;
+    // A batch whose Kafka transaction committed may have failed to become durable in the source: the
+    // checkpoint is read back and applied again before the next claim.
+    recovered_ = !publisher_.transactional();
     metrics_.source_connected.store(false);
     on_transient(e.what());
     return StepResult::kRetrying;
@@ -104,6 +112,36 @@ StepResult Dispatcher::step() {
   }
   on_success();
   return StepResult::kPublished;
+}
+
+// Exactly-once: fences earlier producers of this relay's identity and applies the last checkpoint they
+// (or this process, before a reconnect) committed, so the events it names are not published again.
+void Dispatcher::recover() {
+  if (const auto checkpoint = publisher_.recover()) {
+    source_.recover(*checkpoint);
+    last_checkpoint_ = *checkpoint;
+  }
+  recovered_ = true;
+}
+
+void Dispatcher::commit_transaction(const Checkpoint& checkpoint, Clock::time_point opened) {
+  publisher_.commit(checkpoint);
+  last_checkpoint_ = checkpoint;
+  metrics_.transactions_committed.fetch_add(1);
+  metrics_.transaction_seconds.observe(std::chrono::duration<double>(waiter_.now() - opened).count());
+}
+
+// While idle, the checkpoint is brought up to what the source holds durably (poll mode: no ids left
+// to mark; WAL mode: the confirmed position), in a transaction of its own. Otherwise a row named by
+// the last checkpoint and made pending again by `replay` would be marked sent, unpublished, by the
+// next start's recovery.
+void Dispatcher::refresh_idle_checkpoint() {
+  if (!publisher_.transactional()) return;
+  const auto checkpoint = source_.checkpoint(Batch{}, Settlement{});
+  if (checkpoint == last_checkpoint_) return;
+  const auto opened = waiter_.now();
+  publisher_.begin();
+  commit_transaction(checkpoint, opened);
 }
 
 std::size_t Dispatcher::fetch_limit() const {
@@ -150,8 +188,12 @@ void Dispatcher::finish(InFlight& f) {
   refuse_misconfiguration(f);
   if (f.settlement.abort) {
     publisher_.abort();
+    metrics_.transactions_aborted.fetch_add(1);
+  } else if (transactional) {
+    const auto checkpoint = source_.checkpoint(f.batch, f.settlement);
+    commit_transaction(checkpoint, f.fetched);
   } else {
-    publisher_.commit(transactional ? source_.checkpoint(f.batch, f.settlement) : Checkpoint{});
+    publisher_.commit(Checkpoint{});
   }
   source_.commit(f.batch, f.settlement);
   record(f);

@@ -98,6 +98,9 @@ class Dispatcher {
   void dead_letter(InFlight& f);
   void record(const InFlight& f);
   void refuse_misconfiguration(const InFlight& f) const;
+  void recover();
+  void commit_transaction(const Checkpoint& checkpoint, Clock::time_point opened);
+  void refresh_idle_checkpoint();
   void on_transient(const std::string& what);
   void on_success();
 
@@ -113,6 +116,8 @@ class Dispatcher {
   bool last_fetch_empty_ = false;
   std::optional<InFlight> ahead_;  // sent by the step before, committed by the next step
   double bytes_per_event_ = 0;     // running average of the records fetched (0: none seen yet)
+  bool recovered_ = false;         // Publisher::recover() applied since the source was opened
+  Checkpoint last_checkpoint_;     // the last one committed in Kafka (exactly-once)
   bool published_any_ = false;     // some event reached Kafka since start (see refuse_misconfiguration)
 };
 

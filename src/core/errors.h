@@ -1,5 +1,6 @@
 #pragma once
-// The three kinds of failure the relay distinguishes; each maps to one reaction (docs/ARCHITECTURE.md, "Errors").
+// The three kinds of failure the relay distinguishes; each maps to one reaction (docs/ARCHITECTURE.md,
+// "Errors").
 
 #include <stdexcept>
 

@@ -46,6 +46,8 @@ struct Metrics {
   std::atomic<uint64_t> dead_lettered{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> transactions_committed{0};  // exactly-once: Kafka transactions
+  std::atomic<uint64_t> transactions_aborted{0};
   // The source's gauges: each mode's statistics (app/modes/, collect_stats) set only its own, on the
   // statistics thread; -1 (0 for the LSN) means unknown or not this mode's, and /metrics leaves it out.
   std::atomic<int64_t> backlog_rows{-1};          // poll: unsent rows
@@ -60,7 +62,8 @@ struct Metrics {
   std::atomic<int64_t> last_loop_unix_ms{0};  // heartbeat of the dispatcher loop (/healthz)
 
   Histogram batch_size;
-  Histogram latency_seconds;  // created_at -> broker ack
+  Histogram latency_seconds;      // created_at -> broker ack
+  Histogram transaction_seconds;  // exactly-once: batch fetched -> its Kafka transaction committed
 
  private:
   mutable std::mutex mu_;

@@ -5,6 +5,7 @@
 // at-least-once producer begin() and commit() do nothing.
 
 #include <chrono>
+#include <optional>
 #include <span>
 
 #include "core/checkpoint.h"
@@ -15,6 +16,13 @@ namespace outbox_relay::core {
 class Publisher {
  public:
   virtual ~Publisher() = default;
+
+  // Called once this relay leads, before its first batch (and again after it lost and regained the
+  // lead): a transactional publisher fences every earlier producer of the relay's identity (aborting
+  // a transaction it left open, so that read_committed consumers never see it) and returns the last
+  // checkpoint committed under that identity, for the source to apply before it fetches. nullopt: none
+  // (or not transactional). Throws TransientError (retry later) or FatalError.
+  virtual std::optional<Checkpoint> recover() { return std::nullopt; }
 
   // Opens a batch's transaction; called before the batch's first send(). A transactional publisher
   // allows one open transaction at a time, so the dispatcher does not pipeline with it. Throws

@@ -8,6 +8,7 @@
 
 #include "core/batch.h"
 #include "core/checkpoint.h"
+#include "core/errors.h"
 #include "core/message.h"
 #include "core/settlement.h"
 
@@ -43,6 +44,15 @@ class OutboxSource {
     (void)batch;
     (void)settlement;
     return {};
+  }
+
+  // Exactly-once: applies the last checkpoint committed in Kafka, before the first fetch after open()
+  // returned while leading: its events are in Kafka, so they are made durable here without being sent
+  // again (poll mode: the rows it names are marked; WAL mode: transactions ending at or before its
+  // position are skipped and the slot confirmed there). The default refuses a non-empty checkpoint:
+  // a source without exactly-once support must never be run with a transactional publisher.
+  virtual void recover(const Checkpoint& checkpoint) {
+    if (!checkpoint.empty()) throw ConfigError(describe() + " does not support exactly-once delivery");
   }
 
   // Forgets the batch without marking anything: its events will be fetched again. Abandoning the older

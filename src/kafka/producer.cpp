@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/errors.h"
+#include "kafka/checkpoint_topic.h"
 
 namespace outbox_relay::kafka {
 
@@ -39,9 +40,15 @@ bool is_poison_error(int code) {
 void Producer::RdKafkaDeleter::operator()(rd_kafka_s* rk) const { rd_kafka_destroy(rk); }
 void Producer::TopicDeleter::operator()(rd_kafka_topic_s* t) const { rd_kafka_topic_destroy(t); }
 
-Producer::Producer(const std::vector<Property>& properties) {
+Producer::Producer(const std::vector<Property>& properties, std::optional<TransactionConfig> transactions)
+    : properties_(properties), transactions_(std::move(transactions)) {
   char err[512];
-  rd_kafka_conf_t* conf = new_conf(properties);
+  auto all = properties;
+  if (transactions_) {
+    all.emplace_back("transactional.id", transactions_->identity);
+    all.emplace_back("transaction.timeout.ms", std::to_string(transactions_->timeout.count()));
+  }
+  rd_kafka_conf_t* conf = new_conf(all);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_dr_msg_cb(
       conf, [](rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) { on_delivery(rk, m, opaque); });
@@ -223,15 +230,139 @@ bool Producer::await(std::span<const core::Delivery> out, std::chrono::milliseco
       timeout);
 }
 
+// Reports that did not come by now must not write into the caller's array any more.
+void Producer::forget_in_flight() noexcept {
+  ++generation_;
+  outstanding_ = 0;
+}
+
 void Producer::abort() noexcept {
-  if (!rk_ || outstanding_ == 0) return;
+  if (!rk_) return;
+  if (in_transaction_) {
+    // Purges what is queued, waits for what is in flight, and writes the abort markers: nothing of the
+    // batch becomes visible to read_committed consumers.
+    in_transaction_ = false;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      rd_kafka_error_t* e =
+          rd_kafka_abort_transaction(rk_.get(), static_cast<int>(transactions_->timeout.count()));
+      if (e == nullptr) break;
+      const bool retry = rd_kafka_error_is_retriable(e) != 0;
+      spdlog::warn("could not abort the kafka transaction: {}", rd_kafka_error_string(e));
+      if (rd_kafka_error_is_fatal(e) != 0) fatal_.store(true);
+      rd_kafka_error_destroy(e);
+      if (!retry) break;
+    }
+    rd_kafka_poll(rk_.get(), 0);
+    forget_in_flight();
+    return;
+  }
+  if (outstanding_ == 0) return;
   // Purged messages get a delivery report with _PURGE_QUEUE / _PURGE_INFLIGHT: retriable.
   rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (outstanding_ > 0 && std::chrono::steady_clock::now() < deadline) rd_kafka_poll(rk_.get(), 50);
-  // Reports that did not come by now must not write into the caller's array any more.
-  ++generation_;
-  outstanding_ = 0;
+  forget_in_flight();
+}
+
+namespace {
+
+// A transactional API error as the relay's error kinds: fatal (fenced by a newer producer of the same
+// identity, or a broken producer) ends the process; anything else is retried after a backoff.
+[[noreturn]] void throw_transaction_error(rd_kafka_error_t* e, const std::string& what) {
+  const std::string msg = what + ": " + rd_kafka_error_string(e);
+  const bool fatal = rd_kafka_error_is_fatal(e) != 0;
+  const bool fenced = rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
+                      rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                      rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+  rd_kafka_error_destroy(e);
+  if (fatal || fenced) {
+    throw core::FatalError(msg + (fenced ? " (another relay with the same transactional id took over)" : ""));
+  }
+  throw core::TransientError(msg);
+}
+
+}  // namespace
+
+std::optional<core::Checkpoint> Producer::recover() {
+  if (!transactions_) return std::nullopt;
+  throw_if_fatal();
+  const auto timeout = static_cast<int>(transactions_->timeout.count());
+  if (!initialized_) {
+    if (rd_kafka_error_t* e = rd_kafka_init_transactions(rk_.get(), timeout)) {
+      throw_transaction_error(
+          e, "could not initialize kafka transactions for \"" + transactions_->identity + "\"");
+    }
+    initialized_ = true;
+    spdlog::info("kafka transactions initialized as \"{}\" (earlier producers of that id are fenced)",
+                 transactions_->identity);
+  }
+  ensure_checkpoint_topic(rk_.get(), transactions_->checkpoint_topic, transactions_->timeout);
+  auto cp = read_checkpoint(properties_, transactions_->checkpoint_topic, transactions_->identity,
+                            transactions_->timeout);
+  if (cp) {
+    spdlog::info("checkpoint of \"{}\": position {}, {} ids published and maybe not marked",
+                 transactions_->identity, cp->position, cp->ids.size());
+  }
+  return cp;
+}
+
+void Producer::begin() {
+  if (!transactions_) return;
+  throw_if_fatal();
+  if (!initialized_) throw core::TransientError("kafka transactions are not initialized yet");
+  if (rd_kafka_error_t* e = rd_kafka_begin_transaction(rk_.get())) {
+    throw_transaction_error(e, "could not begin a kafka transaction");
+  }
+  in_transaction_ = true;
+}
+
+void Producer::commit(const core::Checkpoint& checkpoint) {
+  if (!transactions_) return;
+  throw_if_fatal();
+  if (!in_transaction_) throw core::TransientError("no kafka transaction to commit");
+  const auto value = core::encode_checkpoint(checkpoint, transactions_->identity);
+  const auto& key = transactions_->identity;
+  checkpoint_delivery_ = {};
+  auto* p = new Pending{&checkpoint_delivery_, generation_};
+  const auto err =
+      rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(transactions_->checkpoint_topic.c_str()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                        RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    delete p;
+    throw core::TransientError(std::string("could not write the checkpoint: ") + rd_kafka_err2str(err));
+  }
+  ++outstanding_;
+  // Commit flushes the checkpoint record first. A retriable failure leaves the outcome open: commit
+  // again until it is known (the records must not be sent again if it went through). Past the
+  // transaction timeout the process ends, and the next start learns the outcome from the checkpoint.
+  const auto deadline = std::chrono::steady_clock::now() + transactions_->timeout;
+  for (;;) {
+    rd_kafka_error_t* e =
+        rd_kafka_commit_transaction(rk_.get(), static_cast<int>(transactions_->timeout.count()));
+    if (e == nullptr) break;
+    if (rd_kafka_error_txn_requires_abort(e) != 0) {
+      const std::string why = rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      abort();
+      throw core::TransientError("kafka transaction aborted: " + why);
+    }
+    if (rd_kafka_error_is_retriable(e) == 0 || std::chrono::steady_clock::now() >= deadline) {
+      if (rd_kafka_error_is_retriable(e) != 0) {
+        const std::string why = rd_kafka_error_string(e);
+        rd_kafka_error_destroy(e);
+        throw core::FatalError("the outcome of a kafka transaction stayed unknown (" + why +
+                               "); restarting learns it from the checkpoint");
+      }
+      throw_transaction_error(e, "could not commit a kafka transaction");
+    }
+    spdlog::debug("committing the kafka transaction again: {}", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
+  in_transaction_ = false;
+  rd_kafka_poll(rk_.get(), 0);
+  forget_in_flight();  // every report was served by the commit's flush
 }
 
 int Producer::queue_depth() const { return rd_kafka_outq_len(rk_.get()); }

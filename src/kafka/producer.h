@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -24,10 +25,21 @@ namespace outbox_relay::kafka {
 // Whether a delivery error means the broker will never take this record (park it) or may later.
 bool is_poison_error(int rd_kafka_resp_err);
 
+// Exactly-once: every batch is one Kafka transaction that also carries the source's checkpoint.
+struct TransactionConfig {
+  std::string identity;          // the transactional.id, and the checkpoint record's key
+  std::string checkpoint_topic;  // compacted; created if missing
+  // transaction.timeout.ms: the broker aborts a transaction open longer than this (a hung relay's).
+  // Also bounds each init/commit/abort call and the read of the checkpoint topic.
+  std::chrono::milliseconds timeout{60000};
+};
+
 class Producer final : public core::Publisher {
  public:
-  // Throws core::ConfigError naming the -X property librdkafka rejects.
-  explicit Producer(const std::vector<Property>& properties);
+  // Throws core::ConfigError naming the -X property librdkafka rejects. With `transactions`, the
+  // producer is transactional (see TransactionConfig).
+  explicit Producer(const std::vector<Property>& properties,
+                    std::optional<TransactionConfig> transactions = std::nullopt);
   ~Producer() override;
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
@@ -37,6 +49,12 @@ class Producer final : public core::Publisher {
   bool await(std::span<const core::Delivery> out, std::chrono::milliseconds timeout) override;
   void abort() noexcept override;
   [[nodiscard]] bool connected() const override { return brokers_up_.load(); }
+
+  // Transactions (no-ops unless constructed with a TransactionConfig).
+  std::optional<core::Checkpoint> recover() override;
+  void begin() override;
+  void commit(const core::Checkpoint& checkpoint) override;
+  [[nodiscard]] bool transactional() const override { return transactions_.has_value(); }
 
   // Topic handles kept between sends (bounded: see topic()).
   static constexpr std::size_t kMaxCachedTopics = 256;
@@ -56,6 +74,7 @@ class Producer final : public core::Publisher {
   rd_kafka_topic_s* topic(const std::string& name);
   void throw_if_fatal();
   bool serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+  void forget_in_flight() noexcept;
 
   struct RdKafkaDeleter {
     void operator()(rd_kafka_s* rk) const;
@@ -63,6 +82,11 @@ class Producer final : public core::Publisher {
   struct TopicDeleter {
     void operator()(rd_kafka_topic_s* t) const;
   };
+  std::vector<Property> properties_;  // as given, for the checkpoint reader
+  std::optional<TransactionConfig> transactions_;
+  bool initialized_ = false;     // init_transactions() done
+  bool in_transaction_ = false;  // begin() called, not yet committed or aborted
+  core::Delivery checkpoint_delivery_;
   std::unique_ptr<rd_kafka_s, RdKafkaDeleter> rk_;
   std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_s, TopicDeleter>> topics_;
   std::size_t outstanding_ = 0;  // reports still due for every send(); dispatcher thread only
