@@ -37,42 +37,42 @@ core::Batch batch_with_poison_and_rejected() {
   return b;
 }
 
+// The one parked row of `park` as JSON.
+nlohmann::json parked_row(const core::Settlement::Park& park, const std::string& source) {
+  const auto b = batch_with_poison_and_rejected();
+  core::Settlement s;
+  s.park = {park};
+  const auto rows = nlohmann::json::parse(pg::parked_rows_json(b, s, core::Layout::default_layout(), source));
+  REQUIRE(rows.size() == 1);
+  CHECK(pg::parked_id(b, park) == rows[0]["id"].get<std::string>());
+  return rows[0];
+}
+
 }  // namespace
 
 TEST_CASE("parking: a poison message keeps its record; bytes that are not text are hex, never cut at NUL") {
-  const auto b = batch_with_poison_and_rejected();
-  core::Settlement s;
-  s.park = {{0, false, "message too large"}};
-  const auto rows =
-      nlohmann::json::parse(pg::parked_rows_json(b, s, core::Layout::default_layout(), "table outbox"));
-  REQUIRE(rows.size() == 1);
-  CHECK(rows[0]["id"] == "7");
-  CHECK(rows[0]["topic"] == "orders");
-  CHECK(rows[0]["key"] == "order-1");
-  CHECK(rows[0]["payload"] == "\\x00ff7b62696e7d");
-  CHECK(rows[0]["headers"] == nlohmann::json({{"id", "7"}, {"event_type", "created"}}));
-  CHECK(rows[0]["error"] == "message too large");
-  CHECK(rows[0]["source"] == "table outbox");
-  CHECK(pg::parked_id(b, s.park[0]) == "7");
+  const auto row = parked_row({0, false, "message too large"}, "table outbox");
+  CHECK(row["id"] == "7");
+  CHECK(row["topic"] == "orders");
+  CHECK(row["key"] == "order-1");
+  CHECK(row["payload"] == "\\x00ff7b62696e7d");
+  CHECK(row["headers"] == nlohmann::json({{"id", "7"}, {"event_type", "created"}}));
+  CHECK(row["error"] == "message too large");
+  CHECK(row["source"] == "table outbox");
 }
 
 TEST_CASE("parking: a rejected row keeps every column (in headers), and its key, topic and payload") {
-  const auto b = batch_with_poison_and_rejected();
-  core::Settlement s;
-  s.park = {{0, true, "headers must be a JSON object"}};
-  const auto rows =
-      nlohmann::json::parse(pg::parked_rows_json(b, s, core::Layout::default_layout(), "wal slot s"));
-  REQUIRE(rows.size() == 1);
-  CHECK(rows[0]["id"] == "8");
-  CHECK(rows[0]["key"] == "order-2");
-  CHECK(rows[0]["payload"] == "{\"n\":8}");
-  CHECK(rows[0]["topic"].is_null());
-  CHECK(rows[0]["headers"]["aggregate_type"] == "order");
-  CHECK(rows[0]["headers"]["headers"] == "[1,2]");
-  CHECK(rows[0]["headers"]["topic"].is_null());
-  CHECK(rows[0]["headers"].size() == 6);
-  CHECK(rows[0]["source"] == "wal slot s");
-  CHECK(pg::parked_id(b, s.park[0]) == "8");
+  const auto row = parked_row({0, true, "headers must be a JSON object"}, "wal slot s");
+  CHECK(row["id"] == "8");
+  CHECK(row["key"] == "order-2");
+  CHECK(row["payload"] == "{\"n\":8}");
+  CHECK(row["topic"].is_null());
+  CHECK(row["headers"]["aggregate_type"] == "order");
+  CHECK(row["headers"]["headers"] == "[1,2]");
+  CHECK(row["headers"]["topic"].is_null());
+  CHECK(row["headers"].size() == 6);
+  CHECK(row["error"] == "headers must be a JSON object");
+  CHECK(row["source"] == "wal slot s");
 }
 
 TEST_CASE("parking: the table's DDL is migration 003's text, run only where the table is missing") {
