@@ -1,23 +1,28 @@
-// bench_claim: the DB-only ceiling of poll mode. Runs the poll source's claim-and-mark loop — the same
-// SQL as src/pg/poll_source.cpp builds (SELECT <layout columns>::text ... ORDER BY id LIMIT $1 FOR
-// UPDATE SKIP LOCKED, then DELETE ... WHERE id = ANY($1)) in one transaction per batch — with no
-// Kafka in between, until the table has no unsent row left.
+// bench_claim: the DB-only ceiling of poll mode. Runs the poll source's claim-and-mark loop — the
+// statements pg::claim_statements builds for the relay (src/pg/poll/claim_sql.h: SELECT <layout
+// columns>::text ... ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED, then DELETE ... WHERE id =
+// ANY($1)) in one transaction per batch — with no Kafka in between, until the table has no unsent row
+// left.
 //
 //   bench_claim --db-url URL [--layout default|debezium] [--table T] [--batch-size N] [--timeout S]
-//               [--order qualified] [--claim-sql SQL --done-sql SQL]
+//               [--order qualified|text-alias] [--claim-sql SQL --done-sql SQL]
+// --order text-alias: the claim as commit 0262e23 wrote it, ORDER BY the output column `id::text AS id`
+// (PostgreSQL then sorts every pending row as text instead of walking the id index), kept as evidence
+// of what that cost; qualified (the relay's) is the default.
 // A claim with a watermark parameter ($2, as the relay's when ids are integers) gets the last id of the
 // previous batch: the best case, so the ceiling is not lowered by it.
 // Prints one JSON line: events, batches, elapsed seconds, events/s.
 
 #include <libpq-fe.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <string>
-#include <vector>
 
 #include "common.h"
 #include "core/routing.h"
+#include "pg/common/catalog.h"
+#include "pg/common/libpq_exec.h"
+#include "pg/poll/claim_sql.h"
 
 namespace {
 
@@ -30,13 +35,6 @@ PGresult* must(PGconn* c, PGresult* r, const char* what) {
     throw std::runtime_error(e);
   }
   return r;
-}
-
-std::string quote_ident(PGconn* c, const std::string& s) {
-  char* q = PQescapeIdentifier(c, s.c_str(), s.size());
-  std::string out(q);
-  PQfreemem(q);
-  return out;
 }
 
 }  // namespace
@@ -54,50 +52,21 @@ int main(int argc, char** argv) {
     PGconn* c = PQconnectdb(a.need("db-url").c_str());
     if (PQstatus(c) != CONNECTION_OK) throw std::runtime_error(std::string("connect: ") + PQerrorMessage(c));
 
-    // Columns present in the table and the id type, as PollSource::inspect_table/prepare_statements do.
-    std::vector<std::string> present;
-    std::string id_type;
-    {
-      const char* p[1] = {table.c_str()};
-      PGresult* r = must(c,
-                         PQexecParams(c,
-                                      "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-                                      "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
-                                      1, nullptr, p, nullptr, nullptr, 0),
-                         "inspect table");
-      for (int i = 0; i < PQntuples(r); ++i) {
-        present.emplace_back(PQgetvalue(r, i, 0));
-        if (present.back() == layout.id_column) id_type = PQgetvalue(r, i, 1);
-      }
-      PQclear(r);
+    // The relay's statements for this table as it is (PollSource::inspect_table does the same).
+    const auto shape = outbox_relay::pg::describe_table(
+        outbox_relay::pg::libpq_query(c, std::chrono::seconds(30), "inspect table"), table);
+    if (!shape) throw std::runtime_error("table \"" + table + "\" does not exist");
+    outbox_relay::pg::PollSourceConfig cfg;
+    cfg.table = table;
+    const auto statements = outbox_relay::pg::claim_statements(layout, *shape, cfg);
+    std::string select = statements.claim;
+    if (a.str("order") == "text-alias") {
+      const auto id = "o.\"" + layout.id_column + "\"";
+      const auto at = select.find(" ORDER BY " + id);
+      if (at != std::string::npos)
+        select.replace(at, 10 + id.size(), " ORDER BY \"" + layout.id_column + "\"");
     }
-    auto has = [&](const std::string& col) {
-      return std::find(present.begin(), present.end(), col) != present.end();
-    };
-    std::string select = "SELECT ";
-    bool first = true;
-    for (const auto& col : layout.columns()) {
-      if (!has(col)) continue;
-      if (!first) select += ", ";
-      first = false;
-      const auto q = quote_ident(c, col);
-      if (col == layout.timestamp_column) {
-        select += "(extract(epoch FROM " + q + ") * 1000)::bigint::text AS " + q;
-      } else {
-        select += q + "::text AS " + q;
-      }
-    }
-    std::string pending;
-    if (has("sent_at")) pending += " AND sent_at IS NULL";
-    if (has("failed_at") && has("error")) pending += " AND failed_at IS NULL";
-    const auto qt = quote_ident(c, table);
-    const auto id = quote_ident(c, layout.id_column);
-    // --order qualified: the proposed fix. The relay's unqualified ORDER BY names the output column
-    // `id::text AS id`, so PostgreSQL sorts every pending row as text instead of walking the id index.
-    const std::string order = a.str("order") == "qualified" ? qt + "." + id : id;
-    select +=
-        " FROM " + qt + " WHERE true" + pending + " ORDER BY " + order + " LIMIT $1 FOR UPDATE SKIP LOCKED";
-    std::string done = "DELETE FROM " + qt + " WHERE " + id + " = ANY($1::" + id_type + "[])";
+    std::string done = statements.done;
     // The exact statements the relay prepared (the harness reads them from pg_stat_activity).
     if (!a.str("claim-sql").empty()) select = a.str("claim-sql");
     if (!a.str("done-sql").empty()) done = a.str("done-sql");

@@ -3,7 +3,9 @@
 #include <pqxx/pqxx>
 
 #include "core/errors.h"
+#include "pg/common/catalog.h"
 #include "pg/common/conninfo.h"
+#include "pg/common/session.h"
 #include "pg/common/sql_text.h"
 
 namespace outbox_relay::pg {
@@ -14,12 +16,10 @@ int64_t as_int(const pqxx::field& f) { return f.is_null() ? -1 : f.as<int64_t>()
 
 // The type of `column` in `table` as SQL text (e.g. "bigint", "uuid"), for casting parameters.
 std::string column_type(pqxx::transaction_base& t, const std::string& table, const std::string& column) {
-  const auto r = t.exec_params(
-      "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-      "WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
-      table, column);
-  if (r.empty()) throw core::ConfigError("table \"" + table + "\" has no column \"" + column + "\"");
-  return r[0][0].as<std::string>();
+  const auto shape = describe_table(pqxx_query(t), table);
+  const auto type = shape ? shape->type_of(column) : std::string();
+  if (type.empty()) throw core::ConfigError("table \"" + table + "\" has no column \"" + column + "\"");
+  return type;
 }
 
 }  // namespace
@@ -28,15 +28,10 @@ std::unique_ptr<pqxx::connection> connect_side(const std::string& conninfo,
                                                const std::string& application_name,
                                                std::chrono::milliseconds statement_timeout) {
   try {
+    // Client-side bounds too: a query on a link that went silent must fail, not block its thread (and
+    // shutdown, which joins it) until TCP gives up after ~15 minutes.
     auto c = std::make_unique<pqxx::connection>(
-        // Client-side bounds too: a query on a link that went silent must fail, not block its thread (and
-        // shutdown, which joins it) until TCP gives up after ~15 minutes.
-        with_defaults(conninfo, {{"application_name", application_name},
-                                 {"connect_timeout", "5"},
-                                 {"keepalives_idle", "10"},
-                                 {"keepalives_interval", "5"},
-                                 {"keepalives_count", "3"},
-                                 {"tcp_user_timeout", "30000"}}));
+        session_conninfo(conninfo, {application_name, std::chrono::seconds(5), std::chrono::seconds(30)}));
     pqxx::nontransaction n(*c);
     n.exec("SET statement_timeout = " + std::to_string(statement_timeout.count()));
     return c;
@@ -49,13 +44,10 @@ std::unique_ptr<pqxx::connection> connect_side(const std::string& conninfo,
 
 std::optional<std::set<std::string>> table_columns(pqxx::connection& c, const std::string& table) {
   pqxx::nontransaction n(c);
-  const auto rel = n.exec_params("SELECT to_regclass($1)::oid", table);
-  if (rel[0][0].is_null()) return std::nullopt;
-  const auto cols = n.exec_params(
-      "SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped",
-      rel[0][0].as<std::string>());
+  const auto shape = describe_table(pqxx_query(n), table);
+  if (!shape) return std::nullopt;
   std::set<std::string> out;
-  for (const auto& r : cols) out.insert(r[0].as<std::string>());
+  for (const auto& col : shape->columns) out.insert(col.first);
   return out;
 }
 
@@ -64,7 +56,7 @@ TableStats table_stats(pqxx::connection& c, const std::string& table, const core
   TableStats s;
   const auto cols = table_columns(c, table);
   if (!cols) throw core::ConfigError("table \"" + table + "\" does not exist");
-  const auto q = quote_qualified(c, table);
+  const auto q = quote_qualified(table);
   const bool has_sent = cols->count("sent_at") > 0;
   const bool has_failed = cols->count("failed_at") > 0;
   const bool has_ts = !layout.timestamp_column.empty() && cols->count(layout.timestamp_column) > 0;
@@ -73,7 +65,7 @@ TableStats table_stats(pqxx::connection& c, const std::string& table, const core
   if (has_failed) pending += " AND failed_at IS NULL";
   pqxx::nontransaction n(c);
   const std::string age = has_ts ? "(extract(epoch FROM clock_timestamp() - min(" +
-                                       c.quote_name(layout.timestamp_column) + ")) * 1000)::bigint"
+                                       quote_ident(layout.timestamp_column) + ")) * 1000)::bigint"
                                  : "NULL::bigint";
   const auto r = n.exec("SELECT count(*), " + age + " FROM " + q + " WHERE " + pending);
   s.backlog_rows = as_int(r[0][0]);
@@ -123,15 +115,10 @@ ServerFacts server_facts(pqxx::connection& c, const std::string& table, const st
   f.superuser = who[0][2].as<bool>();
   f.replication = who[0][3].as<bool>();
   f.wal_level = who[0][4].as<std::string>();
-  const auto rel = n.exec_params("SELECT to_regclass($1)::oid", table);
-  if (!rel[0][0].is_null()) {
+  if (const auto shape = describe_table(pqxx_query(n), table)) {
     f.table_exists = true;
-    const auto oid = rel[0][0].as<std::string>();
-    for (const auto& r : n.exec_params(
-             "SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped",
-             oid)) {
-      f.columns.insert(r[0].as<std::string>());
-    }
+    const auto& oid = shape->oid;
+    for (const auto& col : shape->columns) f.columns.insert(col.first);
     const auto p = n.exec_params(
         "SELECT has_table_privilege($1::oid, 'SELECT'), has_table_privilege($1::oid, 'UPDATE'),"
         " has_table_privilege($1::oid, 'DELETE')",
@@ -176,10 +163,10 @@ int64_t delete_older_than(pqxx::connection& c, const std::string& table, const c
                   "\" has no \"sent_at\" column: only --on-sent=mark keeps sent rows to clean up"
             : "table \"" + table + "\" has no timestamp column to apply retention to");
   }
-  const auto q = quote_qualified(c, table);
-  const auto id = c.quote_name(layout.id_column);
+  const auto q = quote_qualified(table);
+  const auto id = quote_ident(layout.id_column);
   const std::string sql = "DELETE FROM " + q + " WHERE " + id + " IN (SELECT " + id + " FROM " + q +
-                          " WHERE " + c.quote_name(column) +
+                          " WHERE " + quote_ident(column) +
                           " < now() - $1::bigint * interval '1 millisecond' LIMIT $2 FOR UPDATE SKIP LOCKED)";
   int64_t total = 0;
   while (keep_going()) {
@@ -206,12 +193,12 @@ ReplayResult replay(pqxx::connection& c, const std::string& table, const core::L
                          "replay");
   }
   pqxx::work w(c, "replay");
-  const auto q = quote_qualified(c, table);
-  const auto id = c.quote_name(layout.id_column);
+  const auto q = quote_qualified(table);
+  const auto id = quote_ident(layout.id_column);
   const auto type = column_type(w, table, layout.id_column);
   std::string set = sel.failed ? "failed_at = NULL" : "sent_at = NULL";
   if (sel.failed && cols->count("error")) set += ", error = NULL";
-  std::string where = c.quote_name(state) + " IS NOT NULL";
+  std::string where = quote_ident(state) + " IS NOT NULL";
   if (!sel.failed && cols->count("failed_at")) where += " AND failed_at IS NULL";
   pqxx::result r;
   const std::string head = "UPDATE " + q + " SET " + set + " WHERE " + where;

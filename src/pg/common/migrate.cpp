@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "pg/common/conninfo.h"
 #include "pg/common/migrations_data.h"
+#include "pg/common/session.h"
 
 namespace outbox_relay::pg {
 
@@ -17,8 +18,8 @@ constexpr long kMigrationLockKey = 0x6f7574626f78;  // "outbox": serializes conc
 std::vector<std::string> migrate(const std::string& conninfo) {
   std::unique_ptr<pqxx::connection> conn;
   try {
-    conn = std::make_unique<pqxx::connection>(
-        with_defaults(conninfo, {{"application_name", "outbox-relay migrate"}}));
+    conn = std::make_unique<pqxx::connection>(session_conninfo(
+        conninfo, {"outbox-relay migrate", std::chrono::seconds(10), std::chrono::seconds(60)}));
   } catch (const pqxx::broken_connection& e) {
     throw core::TransientError(std::string("could not connect to ") + redact_conninfo(conninfo) + ": " +
                                e.what());

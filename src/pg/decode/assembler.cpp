@@ -54,13 +54,6 @@ struct Scan {
   [[nodiscard]] bool done() const { return pos == s.size(); }
 };
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 std::size_t row_bytes(const core::OutboxRow& row) {
   std::size_t n = row.id.size() + 64;
   for (const auto& c : row.columns) n += c.name.size() + (c.value ? c.value->size() : 0) + 48;
@@ -118,19 +111,6 @@ std::optional<int64_t> timestamp_text_to_ms(std::string_view text) {
       days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s;
   const int64_t total_us = seconds * 1000000 + micros;
   return total_us / 1000 - ((total_us % 1000) < 0 ? 1 : 0);
-}
-
-std::optional<std::string> decode_bytea_hex(std::string_view text) {
-  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x' || text.size() % 2 != 0) return std::nullopt;
-  std::string out;
-  out.reserve((text.size() - 2) / 2);
-  for (std::size_t i = 2; i < text.size(); i += 2) {
-    const int hi = hex_value(text[i]);
-    const int lo = hex_value(text[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
 }
 
 std::optional<std::variant<MessageRoute, std::string>> route_message_prefix(std::string_view prefix,

@@ -1,7 +1,7 @@
 #pragma once
 // WAL mode without I/O: turns decoded pgoutput messages into whole transactions of outbox records.
 // Inserted rows of the outbox table go through core::Router; logical decoding messages whose prefix
-// starts with the configured message prefix become records directly (mapping in pg/wal_source.h).
+// starts with the configured message prefix become records directly (mapping in pg/wal/wal_source.h).
 // Everything else (updates, deletes, truncates, other tables, other prefixes) is skipped on purpose:
 // Debezium's insert-then-delete in one transaction publishes the insert.
 
@@ -17,6 +17,7 @@
 #include "core/message.h"
 #include "core/routing.h"
 #include "pg/decode/pgoutput.h"
+#include "pg/decode/text_codec.h"  // decode_bytea_hex, used by the mapping
 
 namespace outbox_relay::pg {
 
@@ -30,9 +31,6 @@ inline constexpr uint32_t kTimestamptzOid = 1184;
 // without an offset (a `timestamp` column, read as UTC). Fractions below a millisecond are floored.
 // nullopt for anything else ("infinity", BC dates, other DateStyles).
 [[nodiscard]] std::optional<int64_t> timestamp_text_to_ms(std::string_view text);
-
-// The bytes of a bytea value in its hex output form ("\x4869"); nullopt when not that form.
-[[nodiscard]] std::optional<std::string> decode_bytea_hex(std::string_view text);
 
 // Where a logical decoding message goes, from its prefix "<configured>:<topic>[:<key>]".
 struct MessageRoute {

@@ -10,17 +10,16 @@
 // either session of a cut-off leader still holds a claim.
 
 #include <chrono>
-#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include <pqxx/pqxx>
-
 #include "core/routing.h"
 #include "core/source.h"
+#include "pg/poll/claim_sql.h"
+#include "pg/poll/leadership.h"
 #include "pg/poll/poll_config.h"
+#include "pg/poll/watermark.h"
 
 namespace outbox_relay::pg {
 
@@ -43,52 +42,27 @@ class PollSource final : public core::OutboxSource {
 
  private:
   class Listener;
-  // One database session; sessions_[0] also listens for NOTIFY.
-  struct Session {
-    std::unique_ptr<pqxx::connection> conn;
-    std::unique_ptr<pqxx::work> tx;                // the open claim, if any
-    bool locked = false;                           // holds its lead advisory lock
-    std::chrono::steady_clock::time_point used{};  // last statement (the server ends idle sessions)
-  };
+  struct Session;  // one database session (libpqxx, kept out of this header); sessions_[0] also listens
   void keep_alive(Session& s);
-  std::unique_ptr<pqxx::connection> connect();
-  void inspect_table(pqxx::connection& c);
-  void prepare_statements(pqxx::connection& c);
+  void connect(Session& s);
+  void inspect_table(Session& s);
   void wait_for_notification(std::chrono::milliseconds wait);
   bool try_lead();
-  void park(pqxx::work& tx, const core::Batch& batch, const core::Settlement& settlement);
-  int64_t claim_floor(pqxx::work& tx);
-  void note_claimed(const std::string& last_id);
+  void park(Session& s, const core::Batch& batch, const core::Settlement& settlement);
 
   PollSourceConfig config_;
   core::Router router_;
   std::vector<Session> sessions_;
   std::unique_ptr<Listener> listener_;
-  std::string quoted_table_;
-  std::string id_type_;
-  bool has_failed_columns_ = false;
+  ClaimStatements statements_;
   bool value_is_bytea_ = false;
+  bool parked_table_ready_ = false;
   bool caught_up_ = false;
   bool notified_ = false;
   bool leader_ = false;
-  bool standby_logged_ = false;
+  LeadLog lead_log_;
+  Watermark watermark_;
   int wake_fd_ = -1;  // eventfd: wake() makes a wait in fetch() return at once
-
-  // Watermark: every claimable row with id <= floor_ is done. It moves to a candidate id (the last id
-  // of a claim) once every transaction that could still add a row at or below it has ended: the
-  // snapshot xmin passed the xmax seen a second after the claim (a writer takes its id a moment
-  // before its transaction id).
-  bool watermark_ = false;
-  int64_t floor_ = INT64_MIN;
-  struct Candidate {
-    int64_t id = 0;
-    std::chrono::steady_clock::time_point seen;
-    std::string xmax;  // empty until taken
-  };
-  std::optional<Candidate> candidate_;
-  std::chrono::steady_clock::time_point last_check_{};
-  std::chrono::steady_clock::time_point last_full_{};
-  bool full_next_ = true;
 };
 
 }  // namespace outbox_relay::pg

@@ -13,8 +13,9 @@
 //   read-ahead queue and are fetched again (kept in memory: the stream is not restarted; after a
 //   reconnect the server re-sends them from the slot position instead). abandon() does the same for
 //   the whole batch. Records after the failing one may therefore be published twice: at-least-once.
-//   Poison records and rejected rows are written to `outbox_relay_parked` (over a normal connection,
-//   table created if missing) in the same commit() that confirms their transaction, before it.
+//   Poison records and rejected rows are written to `outbox_relay_parked` (pg/common/parking.h, over a
+//   normal connection; the table is created from migration 003 if missing) in the same commit() that
+//   confirms their transaction, before it.
 //
 // What becomes a record
 //   - INSERTs into the outbox table: every column by name -> core::Router. The layout's timestamp
@@ -53,6 +54,7 @@
 
 #include "core/routing.h"
 #include "core/source.h"
+#include "pg/common/catalog.h"
 #include "pg/decode/assembler.h"
 #include "pg/decode/txn_queue.h"
 #include "pg/wal/wal_config.h"
@@ -60,6 +62,8 @@
 struct pg_conn;  // libpq's PGconn, kept out of this header (libpq types stay inside pg/*.cpp)
 
 namespace outbox_relay::pg {
+
+class ReplicationStream;
 
 class WalSource final : public core::OutboxSource {
  public:
@@ -103,7 +107,8 @@ class WalSource final : public core::OutboxSource {
 
   // Keeps the stream alive between fetch() calls without blocking: reads what has arrived (within the
   // read-ahead bound), answers keepalives, sends the periodic status update. Throws TransientError
-  // when the connection is lost. Proposed as a virtual of core::OutboxSource (DESIGN.md: service()).
+  // when the connection is lost. Proposed as a virtual of core::OutboxSource (docs/ARCHITECTURE.md:
+  // service()).
   void service() override;
   void wake() noexcept override { woken_.store(true); }
 
@@ -114,61 +119,37 @@ class WalSource final : public core::OutboxSource {
   using Clock = std::chrono::steady_clock;
 
   void connect_meta();
-  void check_server();
-  void resolve_table();
-  void ensure_publication();
-  struct SlotInfo;
-  SlotInfo inspect_slot();
-  void connect_replication();
-  [[nodiscard]] std::map<std::string, std::string> connection_params() const;
-  void create_slot();
-  void refuse_if_slot_was_dropped();
-  void remember_slot();
-  void start_replication(uint64_t from);
-
-  [[noreturn]] void classify_stream_error(const std::string& state, const std::string& message,
-                                          const std::string& what);
-
+  void make_assembler();
   // Reads what has arrived, stopping early once `stop_at_records` records or the read-ahead bound are
   // ready. True when the socket had nothing more.
   bool pump(std::size_t stop_at_records);
-  void handle_copy_data(std::string_view bytes);
+  [[nodiscard]] bool enough_ready(std::size_t stop_at_records) const;
+  void handle(const CopyMessage& msg);
   void tick();  // status updates, heartbeat, keepalive requests while catching up
+  void send_status(bool request_reply);
   [[nodiscard]] Clock::time_point next_timer() const;
   [[nodiscard]] bool position_reached() const;
-  void send_status(bool request_reply);
-  void wait_readable(Clock::time_point until);
   void park(const core::Batch& batch, const core::Settlement& settlement);
-  [[noreturn]] void lost(const std::string& what);
 
   WalSourceConfig cfg_;
   core::Router router_;
   std::string redacted_;  // conninfo without the password, for logs
-  std::string table_schema_;
-  std::string table_name_;
-  std::string quoted_table_;
+  TableShape table_;
 
   struct ConnCloser {
     void operator()(pg_conn* c) const noexcept;
   };
   std::unique_ptr<pg_conn, ConnCloser> meta_;  // normal connection: checks, publication, parking
-  std::unique_ptr<pg_conn, ConnCloser> repl_;  // replication connection, CopyBoth once streaming
+  std::unique_ptr<ReplicationStream> stream_;  // replication connection, CopyBoth once streaming
   TransactionAssembler assembler_;
   TxnQueue queue_;
 
-  bool slot_seen_ = false;  // the slot existed at some open() of this process
   bool parked_table_ready_ = false;
   bool warned_keep_size_ = false;
-  bool streaming_ = false;
   std::atomic<bool> woken_{false};  // wake(): fetch() returns at its next check (within a status interval)
-  int last_walsender_pid_ = 0;      // backend pid of our last replication connection
   uint64_t target_ = 0;             // pg_current_wal_lsn() at open(), for caught_up()
-  uint64_t received_ = 0;           // furthest position seen on the stream (reported as `write`)
   uint64_t idle_position_ = 0;      // server read position with no transaction of ours open before it
-  uint64_t sent_flush_ = 0;         // flush LSN of the last status update sent
-  Clock::time_point last_status_{};
   Clock::time_point last_activity_{};
-  Clock::time_point last_reply_request_{};
 };
 
 }  // namespace outbox_relay::pg

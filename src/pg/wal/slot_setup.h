@@ -1,0 +1,53 @@
+#pragma once
+// WAL mode's setup on the normal (side) connection and the replication one: the server's settings, the
+// table, the publication and the replication slot, checked, and created where allowed. Each function
+// runs its statements within cfg.command_timeout and throws ConfigError (for the operator to fix),
+// FatalError (events could be lost) or TransientError (may pass), naming what it checked.
+// Only files under src/pg/wal/ include this.
+
+#include <cstdint>
+#include <string>
+
+#include "core/routing.h"
+#include "pg/common/catalog.h"
+#include "pg/common/libpq_handles.h"
+#include "pg/wal/wal_config.h"
+
+namespace outbox_relay::pg {
+
+// 1 to 63 of [a-z0-9_]: what a replication command may name without quoting.
+[[nodiscard]] bool valid_slot_name(const std::string& s);
+
+// PostgreSQL 14 or later, wal_level = logical; warns once (`warned`) when max_slot_wal_keep_size is -1.
+void check_server(PGconn* meta, const WalSourceConfig& cfg, bool& warned_keep_size);
+
+// The table and its columns; FatalError when a column the layout requires is missing.
+TableShape resolve_table(PGconn* meta, const WalSourceConfig& cfg, const core::Layout& layout);
+
+// The publication exists (created when missing and allowed), publishes inserts and includes the table.
+void ensure_publication(PGconn* meta, const WalSourceConfig& cfg, const TableShape& table);
+
+struct SlotInfo {
+  bool exists = false;
+  uint64_t confirmed_flush = 0;
+};
+
+// The slot, if it exists, is a logical pgoutput slot of this database and not invalidated. While it is
+// held by our own walsender of before a reconnect (`own_walsender_pid`), waits up to 5 s for it to go.
+SlotInfo inspect_slot(PGconn* meta, const WalSourceConfig& cfg, int own_walsender_pid);
+
+// A slot this relay created is recorded in outbox_relay_slots, so that a slot dropped while the relay
+// was down (or across a supervisor restart) is noticed instead of silently re-created at "now", which
+// would skip every event committed in between. FatalError when the slot is recorded there.
+void refuse_if_slot_was_dropped(PGconn* meta, const WalSourceConfig& cfg);
+
+// CREATE_REPLICATION_SLOT on the replication connection (a slot another relay created just now is fine).
+void create_slot(PGconn* repl, const WalSourceConfig& cfg);
+
+// Records the slot (created at `created_lsn`) in outbox_relay_slots; a warning when that fails.
+void remember_slot(PGconn* meta, const WalSourceConfig& cfg, uint64_t created_lsn);
+
+// pg_current_wal_lsn().
+uint64_t current_wal_lsn(PGconn* meta, const WalSourceConfig& cfg);
+
+}  // namespace outbox_relay::pg
