@@ -692,7 +692,7 @@ def throughput(cfg, wal_ok, rep, payload):
         if res["poll"].get("done_sql"):
             argv += ["--done-sql", res["poll"]["done_sql"]]
     else:
-        argv += ["--order", "qualified"]   # not captured: rebuild it the way poll_source.cpp now does
+        argv += ["--order", "qualified"]   # not captured: the poll source's own claim statements
     res["claim"] = run_json(argv, cfg["claim_cap"] + 120)
     res["claim"]["sql_from_relay"] = bool(res["poll"].get("claim_sql"))
 
@@ -702,8 +702,8 @@ def throughput(cfg, wal_ok, rep, payload):
         log("  claim loop, 0262e23's unqualified ORDER BY")
         sql("TRUNCATE outbox")
         sql_fill(n, payload)
-        res["claim_old"] = run_json([T.claim, "--db-url", URL, "--timeout", str(cfg["claim_cap"])],
-                                    cfg["claim_cap"] + 120)
+        res["claim_old"] = run_json([T.claim, "--db-url", URL, "--timeout", str(cfg["claim_cap"]),
+                                     "--order", "text-alias"], cfg["claim_cap"] + 120)
     sql("TRUNCATE outbox")
 
     log("  raw producer ceiling")
