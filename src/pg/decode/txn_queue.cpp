@@ -83,6 +83,16 @@ void TxnQueue::finish(const CommitPlan& plan) noexcept {
   batch_ends_.erase(batch_ends_.begin());
 }
 
+void TxnQueue::skip_through(uint64_t position) noexcept {
+  if (position <= confirmed_) return;
+  confirmed_ = position;
+  while (!ready_.empty() && ready_.front().end_lsn <= confirmed_) {
+    ready_records_ -= ready_.front().size();
+    ready_bytes_ -= ready_.front().bytes;
+    ready_.pop_front();
+  }
+}
+
 void TxnQueue::abandon() noexcept { requeue_from(in_flight_.begin()); }
 
 void TxnQueue::requeue_from(std::list<Transaction>::iterator first) noexcept {

@@ -56,6 +56,11 @@ class TxnQueue {
   // with every later batch, go back to the front of ready in their order.
   void finish(const CommitPlan& plan) noexcept;
 
+  // Exactly-once recovery: everything up to `position` is in Kafka already. Confirmed moves there and
+  // ready transactions ending at or before it are dropped (later pushes of them are dropped by push()).
+  // Only with nothing in flight (before the first fetch).
+  void skip_through(uint64_t position) noexcept;
+
   // Every in-flight transaction goes back to the front of ready; nothing is confirmed.
   void abandon() noexcept;
 

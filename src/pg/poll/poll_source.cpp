@@ -235,8 +235,11 @@ core::Batch PollSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
   core::Batch batch;
   Session* session = nullptr;
   try {
-    if (!leader_ && !try_lead()) {
+    if (!leader_) {
       caught_up_ = false;
+      // Taking the lead returns an empty batch first: the dispatcher applies the exactly-once checkpoint
+      // (recover()) before this relay claims anything.
+      if (try_lead()) return batch;
       for (auto& other : sessions_) keep_alive(other);
       // Not woken by NOTIFY: under write load that would turn standing by into a hot loop.
       pollfd fd{wake_fd_, POLLIN, 0};
@@ -343,6 +346,30 @@ void PollSource::park(Session& s, const core::Batch& batch, const core::Settleme
   for (const auto& p : settlement.park) ids.push_back(parked_id(batch, p));
   s.tx->exec_prepared("park", array_literal(ids),
                       parked_rows_json(batch, settlement, router_.layout(), "table " + config_.table));
+}
+
+// The rows the last Kafka transaction published are marked as the commit after it would have.
+void PollSource::recover(const core::Checkpoint& checkpoint) {
+  if (checkpoint.ids.empty()) return;
+  if (sessions_.empty()) throw core::TransientError("poll source is not connected");
+  auto& s = sessions_[0];
+  s.used = std::chrono::steady_clock::now();
+  try {
+    pqxx::work tx(*s.conn, "recover");
+    const auto r = tx.exec_prepared("done", array_literal(checkpoint.ids));
+    tx.commit();
+    spdlog::info("exactly-once checkpoint applied: {} of {} rows it names marked sent without re-sending",
+                 r.affected_rows(), checkpoint.ids.size());
+  } catch (const pqxx::failure& e) {
+    rethrow_as_transient("could not apply the checkpoint to \"" + config_.table + "\"", e);
+  }
+}
+
+core::Checkpoint PollSource::checkpoint(const core::Batch& batch, const core::Settlement& settlement) const {
+  core::Checkpoint c;
+  c.ids.reserve(settlement.done.size());
+  for (const auto i : settlement.done) c.ids.push_back(batch.messages[i].id);
+  return c;
 }
 
 // Rolls back every open claim: a batch claimed behind the abandoned one must not be marked sent before

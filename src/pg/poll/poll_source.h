@@ -32,6 +32,10 @@ class PollSource final : public core::OutboxSource {
   core::Batch fetch(std::size_t max, std::chrono::milliseconds wait) override;
   void commit(const core::Batch& batch, const core::Settlement& settlement) override;
   [[nodiscard]] core::Ordering ordering() const override { return core::Ordering::kPerMessage; }
+  // Exactly-once: the checkpoint names the ids a batch's transaction published (none while idle).
+  [[nodiscard]] core::Checkpoint checkpoint(const core::Batch& batch,
+                                            const core::Settlement& settlement) const override;
+  void recover(const core::Checkpoint& checkpoint) override;
   void abandon(const core::Batch& batch) noexcept override;
   [[nodiscard]] bool caught_up() const override { return caught_up_ && leader_; }
   [[nodiscard]] bool leader() const override { return leader_; }

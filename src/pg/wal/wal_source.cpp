@@ -230,6 +230,22 @@ core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
 
 // ---- commit ------------------------------------------------------------------------------------------
 
+core::Checkpoint WalSource::checkpoint(const core::Batch& batch, const core::Settlement& settlement) const {
+  core::Checkpoint c;
+  c.position = batch.empty() ? queue_.confirmed() : queue_.plan(batch, settlement).confirm;
+  return c;
+}
+
+// Transactions ending at or before the checkpoint are in Kafka: skipped, and the slot confirmed there.
+void WalSource::recover(const core::Checkpoint& checkpoint) {
+  if (checkpoint.position <= queue_.confirmed()) return;
+  spdlog::info("exactly-once checkpoint applied: slot \"{}\" confirmed up to {} without re-sending",
+               cfg_.slot, format_lsn(checkpoint.position));
+  queue_.skip_through(checkpoint.position);
+  idle_position_ = std::max(idle_position_, checkpoint.position);
+  if (stream_->streaming()) send_status(false);
+}
+
 void WalSource::commit(const core::Batch& batch, const core::Settlement& settlement) {
   const auto plan = queue_.plan(batch, settlement);
   if (!settlement.park.empty()) park(batch, settlement);

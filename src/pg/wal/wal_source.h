@@ -92,6 +92,11 @@ class WalSource final : public core::OutboxSource {
   // kept and sent after the next open()).
   void commit(const core::Batch& batch, const core::Settlement& settlement) override;
   [[nodiscard]] core::Ordering ordering() const override { return core::Ordering::kPrefix; }
+  // Exactly-once: the checkpoint is the position the batch's settlement confirms (the confirmed
+  // position while idle).
+  [[nodiscard]] core::Checkpoint checkpoint(const core::Batch& batch,
+                                            const core::Settlement& settlement) const override;
+  void recover(const core::Checkpoint& checkpoint) override;
 
   void abandon(const core::Batch& batch) noexcept override;
 

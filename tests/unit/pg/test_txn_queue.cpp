@@ -314,3 +314,19 @@ TEST_CASE("wal queue: reset drops everything") {
   CHECK(q.ready_records() == 0);
   CHECK(q.ready_bytes() == 0);
 }
+
+TEST_CASE("skip_through: an exactly-once checkpoint confirms and drops what Kafka holds already") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1));
+  q.push(txn(120, 2));
+  q.push(txn(130, 1));
+  q.skip_through(120);
+  CHECK(q.confirmed() == 120);
+  CHECK(q.ready_records() == 1);
+  CHECK_FALSE(q.push(txn(115, 1)));  // re-sent by the server: dropped
+  const auto b = q.take(10);
+  REQUIRE(b.messages.size() == 1);
+  CHECK(b.messages[0].id == "130.0");
+  q.skip_through(50);  // behind: nothing moves
+  CHECK(q.confirmed() == 120);
+}
