@@ -74,6 +74,16 @@ const std::vector<Flag>& flags() {
       {"shard", &R::shard,
        "Poll mode: publish only keys with hash(key) mod N = I, as I/N (one leader per shard)"},
       {"dlq-topic", &R::dlq_topic, "Dead-letter topic for --on-poison=dlq"},
+      {"exactly-once", &R::exactly_once,
+       "Publish each batch in one Kafka transaction with a checkpoint, so that read_committed consumers see "
+       "every event once across crashes and failovers (needs --on-poison=park)"},
+      {"transactional-id", &R::transactional_id,
+       "Exactly-once: the Kafka transactional id and checkpoint key (default: derived from the database and "
+       "the table or slot; relays that stand in for each other must share it)"},
+      {"checkpoint-topic", &R::checkpoint_topic,
+       "Exactly-once: compacted topic holding each relay's checkpoint (created if missing)"},
+      {"transaction-timeout", &R::transaction_timeout,
+       "Exactly-once: transaction.timeout.ms; the broker aborts a transaction open longer than this"},
       {.name = "kafka-property",
        .target = &R::kafka_properties,
        .help = "librdkafka property KEY=VALUE (repeatable); acks and idempotence cannot be weakened",

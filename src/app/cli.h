@@ -40,6 +40,10 @@ struct RawOptions {
   std::string on_poison = "park";
   std::string shard = "0/1";
   std::string dlq_topic;
+  bool exactly_once = false;
+  std::string transactional_id;  // empty: the mode's identity of this relay
+  std::string checkpoint_topic = "outbox-relay.checkpoints";
+  std::string transaction_timeout = "60s";
   std::vector<std::string> kafka_properties;  // -X KEY=VALUE
   std::string slot = "outbox_relay";
   std::string publication = "outbox_relay_pub";

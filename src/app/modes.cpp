@@ -1,5 +1,7 @@
 #include "app/modes.h"
 
+#include "pg/common/conninfo.h"
+
 #include <algorithm>
 
 namespace outbox_relay::app {
@@ -29,6 +31,14 @@ std::vector<std::string> mode_names() {
   std::vector<std::string> names;
   for (const auto m : kModes) names.emplace_back(mode_for(m).name());
   return names;
+}
+
+std::string database_name(const Options& o) {
+  const auto params = pg::parse_conninfo(o.db_url);
+  for (const char* key : {"dbname", "user"}) {
+    if (const auto it = params.find(key); it != params.end() && !it->second.empty()) return it->second;
+  }
+  return "postgres";
 }
 
 void check_grants(const Options& o, const pg::ServerFacts& f,

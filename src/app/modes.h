@@ -54,6 +54,11 @@ class ModeDescription {
   virtual void check_server(const Options& o, const pg::ServerFacts& f,
                             std::vector<CheckLine>& lines) const = 0;
 
+  // Exactly-once: this relay's identity (the default --transactional-id and checkpoint key): the same
+  // for every relay that may stand in for it (an HA pair), distinct for relays publishing different
+  // events side by side (tables, shards, slots). Never holds the host: it survives a failover.
+  [[nodiscard]] virtual std::string identity(const Options& o) const = 0;
+
   // Which rows --retention and `cleanup` delete (kRetentionBatch rows per transaction).
   [[nodiscard]] virtual pg::RetentionBy retention_by() const = 0;
 
@@ -74,6 +79,9 @@ std::optional<Mode> mode_named(std::string_view name);
 std::vector<std::string> mode_names();
 
 // --- shared by the mode descriptions (app/modes/), validate() and the retention passes ---
+
+// The database a relay's --db-url names (dbname, else the user name, as libpq defaults), for identities.
+std::string database_name(const Options& o);
 
 // Rows a --retention or `cleanup` pass deletes per transaction (SKIP LOCKED, so never waits on the relay).
 inline constexpr int kRetentionBatch = 1000;

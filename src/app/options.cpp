@@ -107,6 +107,15 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
                                    read_secret("--kafka-sasl-password-file", o.kafka_sasl_password_file));
   }
 
+  if (raw.exactly_once) {
+    kafka::TransactionConfig t;
+    t.identity = raw.transactional_id;  // empty: the mode's identity, filled in by check_relay()
+    t.checkpoint_topic = raw.checkpoint_topic;
+    t.timeout =
+        duration_flag("--transaction-timeout", raw.transaction_timeout, std::chrono::milliseconds(1000));
+    o.transactions = std::move(t);
+  }
+
   if (o.db_url.empty()) throw core::ConfigError("--db-url is required (or OUTBOX_RELAY_DB_URL)");
   try {
     pg::parse_conninfo(o.db_url);
@@ -129,8 +138,38 @@ void check_command(const Options& o) {
   }
 }
 
+// --exactly-once: what its guarantee needs of the other flags.
+void check_exactly_once(Options& o) {
+  if (!o.transactions) return;
+  if (o.on_poison != core::PoisonPolicy::kPark) {
+    throw core::ConfigError(
+        "--exactly-once works with --on-poison=park only: a dead-letter copy or a held wave cannot be part "
+        "of "
+        "the transaction a poison record aborts");
+  }
+  if (!core::valid_topic_name(o.transactions->checkpoint_topic)) {
+    throw core::ConfigError("--checkpoint-topic: \"" + o.transactions->checkpoint_topic +
+                            "\" is not a valid Kafka topic name");
+  }
+  if (o.transactions->identity.empty()) o.transactions->identity = mode_for(o.mode).identity(o);
+  // librdkafka refuses message.timeout.ms > transaction.timeout.ms; say it in the relay's words.
+  for (const auto& [k, v] : o.kafka_overrides) {
+    if (k != "message.timeout.ms" && k != "delivery.timeout.ms") continue;
+    long long ms = 0;
+    try {
+      ms = std::stoll(v);
+    } catch (const std::exception&) {
+      continue;  // librdkafka names the bad value
+    }
+    if (ms > o.transactions->timeout.count()) {
+      throw core::ConfigError("-X " + k + "=" + v + " exceeds --transaction-timeout (" +
+                              std::to_string(o.transactions->timeout.count()) + " ms)");
+    }
+  }
+}
+
 // The rules between flags of the daemon and `check` (the commands that publish, or judge publishing).
-void check_relay(const Options& o) {
+void check_relay(Options& o) {
   bool brokers_in_x = false;
   for (const auto& [k, v] : o.kafka_overrides) brokers_in_x = brokers_in_x || k == "bootstrap.servers";
   if (o.kafka_brokers.empty() && !brokers_in_x) {
@@ -143,6 +182,7 @@ void check_relay(const Options& o) {
     throw core::ConfigError("--dlq-topic: \"" + o.dlq_topic + "\" is not a valid Kafka topic name");
   }
   mode_for(o.mode).validate(o);
+  check_exactly_once(o);
   if (o.on_poison == core::PoisonPolicy::kBlock && o.layout_name == "debezium") {
     throw core::ConfigError(kBlockPolicyRefused);
   }

@@ -14,6 +14,7 @@
 #include "core/dispatcher.h"
 #include "core/routing.h"
 #include "kafka/config.h"
+#include "kafka/transaction_config.h"
 #include "pg/poll/poll_config.h"
 
 namespace outbox_relay::app {
@@ -48,6 +49,8 @@ struct Options {
   int shard_count{1};
   std::string dlq_topic;
   std::vector<kafka::Property> kafka_overrides;  // -X, then sasl.password from its file
+  // Exactly-once (--exactly-once): the producer's transactions, when set.
+  std::optional<kafka::TransactionConfig> transactions;
 
   // WAL mode
   std::string slot;

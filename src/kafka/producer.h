@@ -14,6 +14,7 @@
 
 #include "core/publisher.h"
 #include "kafka/config.h"
+#include "kafka/transaction_config.h"
 #include "kafka/unknown_topics.h"
 
 struct rd_kafka_s;
@@ -24,15 +25,6 @@ namespace outbox_relay::kafka {
 
 // Whether a delivery error means the broker will never take this record (park it) or may later.
 bool is_poison_error(int rd_kafka_resp_err);
-
-// Exactly-once: every batch is one Kafka transaction that also carries the source's checkpoint.
-struct TransactionConfig {
-  std::string identity;          // the transactional.id, and the checkpoint record's key
-  std::string checkpoint_topic;  // compacted; created if missing
-  // transaction.timeout.ms: the broker aborts a transaction open longer than this (a hung relay's).
-  // Also bounds each init/commit/abort call and the read of the checkpoint topic.
-  std::chrono::milliseconds timeout{60000};
-};
 
 class Producer final : public core::Publisher {
  public:

@@ -89,7 +89,11 @@ int run_relay(const Options& o) {
   });
   core::Metrics metrics;
   return run_guarded("", [&] {
-    kafka::Producer producer(o.producer_properties());
+    kafka::Producer producer(o.producer_properties(), o.transactions);
+    if (o.transactions) {
+      spdlog::info("exactly-once: transactional id \"{}\", checkpoint topic \"{}\"", o.transactions->identity,
+                   o.transactions->checkpoint_topic);
+    }
     ProducerProbe probe(producer);
     Operations operations(o, metrics, probe);  // HTTP, statistics, sd_notify, --retention
     auto source = mode_for(o.mode).make_source(o);

@@ -10,6 +10,11 @@ namespace outbox_relay::app {
 
 namespace {
 
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 class PollMode final : public ModeDescription {
  public:
   [[nodiscard]] std::string_view name() const override { return "poll"; }
@@ -25,11 +30,21 @@ class PollMode final : public ModeDescription {
     c.order_column = o.order_by;
     c.session_timeout = o.session_timeout;
     // block policy sends in waves, one batch at a time: a second session would only hold a connection
-    c.pipeline = o.pipeline && o.on_poison != core::PoisonPolicy::kBlock;
+    // and a transactional publisher has one batch in flight at a time
+    c.pipeline = o.pipeline && o.on_poison != core::PoisonPolicy::kBlock && !o.transactions;
     return std::make_unique<pg::PollSource>(std::move(c), core::Router(o.layout()));
   }
 
   void validate(const Options& /*o*/) const override {}
+
+  // The table as the server resolves an unquoted name in the default schema: "Outbox" and
+  // "public.outbox" are the same relay; each shard is a relay of its own.
+  [[nodiscard]] std::string identity(const Options& o) const override {
+    std::string table = o.table.find('"') == std::string::npos ? lower(o.table) : o.table;
+    if (table.find('.') == std::string::npos) table = "public." + table;
+    return "outbox-relay.poll." + database_name(o) + "." + table + "." + std::to_string(o.shard_index) +
+           "of" + std::to_string(o.shard_count);
+  }
 
   void collect_stats(pqxx::connection& c, const Options& o, core::Metrics& m) const override {
     const auto s = pg::table_stats(c, o.table, o.layout(), false);

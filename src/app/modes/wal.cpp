@@ -15,6 +15,11 @@ class WalMode final : public ModeDescription {
  public:
   [[nodiscard]] std::string_view name() const override { return "wal"; }
 
+  // The slot is the relay's position: one identity per database and slot.
+  [[nodiscard]] std::string identity(const Options& o) const override {
+    return "outbox-relay.wal." + database_name(o) + "." + o.slot;
+  }
+
   [[nodiscard]] std::unique_ptr<core::OutboxSource> make_source(const Options& o) const override {
     pg::WalSourceConfig c;
     c.conninfo = o.db_url;
