@@ -173,6 +173,7 @@ void Dispatcher::start(InFlight& f) {
   } else {
     publisher_.send(f.batch.messages, f.deliveries);
   }
+  if (config_.on_point) config_.on_point("sent");
 }
 
 // Waits for the batch's deliveries, dead-letters its poison (dlq policy), settles it, closes its Kafka
@@ -195,7 +196,9 @@ void Dispatcher::finish(InFlight& f) {
   } else {
     publisher_.commit(Checkpoint{});
   }
+  if (config_.on_point) config_.on_point("published");
   source_.commit(f.batch, f.settlement);
+  if (config_.on_point) config_.on_point("committed");
   record(f);
   if (spdlog::should_log(spdlog::level::debug)) {
     auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };

@@ -177,12 +177,12 @@ std::optional<std::string> Record::header(const std::string& name) const {
   return std::nullopt;
 }
 
-std::vector<Record> consume_all(const std::string& topic) {
+std::vector<Record> consume_all(const std::string& topic, const std::string& isolation) {
   std::string out;
-  const int rc =
-      run_command("kcat -b " + kafka_brokers() + " -C -t " + shell_quote(topic) +
-                      " -e -o beginning -q -J -m 10 -X topic.metadata.refresh.interval.ms=1000 2>/dev/null",
-                  &out);
+  const int rc = run_command("kcat -b " + kafka_brokers() + " -C -t " + shell_quote(topic) +
+                                 " -e -o beginning -q -J -m 10 -X topic.metadata.refresh.interval.ms=1000" +
+                                 " -X isolation.level=" + shell_quote(isolation) + " 2>/dev/null",
+                             &out);
   std::vector<Record> records;
   if (rc != 0) return records;  // e.g. the topic does not exist yet
   std::istringstream in(out);

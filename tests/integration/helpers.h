@@ -74,8 +74,9 @@ struct Record {
   [[nodiscard]] std::optional<std::string> header(const std::string& name) const;
 };
 
-// Everything in `topic` from the beginning, read with kcat (an independent client).
-std::vector<Record> consume_all(const std::string& topic);
+// Everything in `topic` from the beginning, read with kcat (an independent client), with
+// isolation.level `isolation` (read_committed, librdkafka's default, or read_uncommitted).
+std::vector<Record> consume_all(const std::string& topic, const std::string& isolation = "read_committed");
 // Reads until at least `count` distinct events (by `id` header) are there or `timeout` passes.
 std::vector<Record> consume_at_least(const std::string& topic, std::size_t count,
                                      std::chrono::milliseconds timeout);

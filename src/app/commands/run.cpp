@@ -3,8 +3,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <random>
 
@@ -72,6 +76,24 @@ void log_settings(const Options& o) {
   spdlog::info("effective config:{}", effective);
 }
 
+// OUTBOX_RELAY_TEST_KILL_AT=POINT:N (integration tests): SIGKILL this process the Nth time a batch
+// reaches POINT (core::DispatcherConfig::on_point), to test recovery at an exact step.
+std::function<void(const char*)> kill_hook_from_env() {
+  const char* spec = std::getenv("OUTBOX_RELAY_TEST_KILL_AT");
+  if (spec == nullptr || *spec == '\0') return {};
+  const std::string text(spec);
+  const auto colon = text.find(':');
+  const std::string point = text.substr(0, colon);
+  const int nth = colon == std::string::npos ? 1 : std::atoi(text.c_str() + colon + 1);
+  spdlog::warn("test hook: the relay kills itself the {} time a batch is {}", nth, point);
+  return [point, nth, seen = 0](const char* at) mutable {
+    if (point != at || ++seen < nth) return;
+    spdlog::warn("test hook: killing the relay at \"{}\"", at);
+    spdlog::default_logger()->flush();
+    ::kill(::getpid(), SIGKILL);
+  };
+}
+
 }  // namespace
 
 int run_relay(const Options& o) {
@@ -109,7 +131,9 @@ int run_relay(const Options& o) {
         p = nullptr;
       }
     } unpublish{wake_mu, wake_source};
-    core::Dispatcher dispatcher(*source, producer, waiter, metrics, o.dispatcher_config(), stop);
+    auto dispatcher_config = o.dispatcher_config();
+    dispatcher_config.on_point = kill_hook_from_env();
+    core::Dispatcher dispatcher(*source, producer, waiter, metrics, dispatcher_config, stop);
     const auto outcome = dispatcher.run();
     source->close();
     uint64_t published = 0;

@@ -1,0 +1,204 @@
+// --exactly-once against the real PostgreSQL and Kafka broker: the relay is killed (SIGKILL, by its
+// test hook OUTBOX_RELAY_TEST_KILL_AT) at each step of a batch's life and restarted; a read_committed
+// consumer must then see every committed event exactly once. A read_uncommitted consumer, reading
+// aborted records too, shows that the crash really left a re-sent batch behind.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "helpers.h"
+#include "relay_checks.h"
+
+using namespace outbox_relay::testing;
+
+namespace {
+
+// `n` events on 20 keys, each its own committed row (poll) or, in `txns` transactions (WAL).
+std::vector<std::pair<std::string, std::string>> write(const std::string& url, const std::string& topic,
+                                                       int n, int txns = 1) {
+  for (int t = 0; t < txns; ++t) {
+    const int from = t * n / txns + 1, to = (t + 1) * n / txns;
+    sql(url,
+        "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' "
+        "|| (i % 20), 'order-created', jsonb_build_object('seq', i), '" +
+            topic + "' FROM generate_series(" + std::to_string(from) + ", " + std::to_string(to) + ") i");
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : sql(url, "SELECT id::text, aggregate_id FROM outbox ORDER BY id")) {
+    out.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+  }
+  return out;
+}
+
+// Runs the relay until it kills itself at `kill_at` (POINT:N); returns its output.
+std::string run_until_killed(const std::vector<std::string>& args, const std::string& kill_at) {
+  Process relay(args, {{"OUTBOX_RELAY_TEST_KILL_AT", kill_at}});
+  const auto rc = relay.wait(90s);
+  INFO(relay.output());
+  REQUIRE(rc == std::optional<int>(128 + SIGKILL));
+  REQUIRE(relay.output().find("test hook: killing the relay") != std::string::npos);
+  return relay.output();
+}
+
+std::string run_until_idle(const std::vector<std::string>& args) {
+  Process relay(args);
+  const auto rc = relay.wait(120s);
+  INFO(relay.output());
+  REQUIRE(rc == std::optional<int>(0));
+  return relay.output();
+}
+
+std::size_t duplicates(const std::vector<Record>& records) {
+  std::map<std::string, int> seen;
+  std::size_t dup = 0;
+  for (const auto& r : records) dup += seen[r.header("id").value_or("")]++ > 0 ? 1 : 0;
+  return dup;
+}
+
+// Every committed event exactly once, in per-key order, for a read_committed consumer.
+void require_exactly_once(const std::string& topic,
+                          const std::vector<std::pair<std::string, std::string>>& committed) {
+  const auto records = consume_all(topic);
+  const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
+  CHECK(duplicates(records) == 0);
+  CHECK(records.size() == committed.size());
+}
+
+std::vector<std::string> eos_args(const std::string& url, std::vector<std::string> extra) {
+  std::vector<std::string> a = {"--exactly-once",
+                                "--batch-size",
+                                "100",
+                                "--http-addr",
+                                "off",
+                                "--checkpoint-topic",
+                                "it.checkpoints." + unique_suffix()};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return relay_args(url, a);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "exactly-once poll: killed between the Kafka commit and the marking, the restart sends nothing twice") {
+  const auto url = fresh_database("ite_poll_published");
+  const auto topic = "ite.poll.published." + unique_suffix();
+  const auto committed = write(url, topic, 600);
+  const auto args = eos_args(url, {"--exit-when-idle"});
+  run_until_killed(args, "published:3");
+  // Two batches were marked; the third is in Kafka (committed) but its rows are still pending.
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 400);
+  const auto out = run_until_idle(args);
+  CHECK(out.find("exactly-once checkpoint applied: 100 of 100 rows") != std::string::npos);
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 0);
+  require_exactly_once(topic, committed);
+  CHECK(consume_all(topic, "read_uncommitted").size() == committed.size());  // nothing was even re-sent
+}
+
+TEST_CASE(
+    "exactly-once poll: killed with a transaction open, its records never reach read_committed consumers") {
+  const auto url = fresh_database("ite_poll_sent");
+  const auto topic = "ite.poll.sent." + unique_suffix();
+  const auto committed = write(url, topic, 600);
+  const auto args = eos_args(url, {"--exit-when-idle"});
+  run_until_killed(args, "sent:3");
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 400);
+  run_until_idle(args);
+  require_exactly_once(topic, committed);
+  // The killed relay's third batch went out and was aborted when the restart fenced it: at-least-once
+  // consumers would have seen it twice.
+  const auto raw = consume_all(topic, "read_uncommitted");
+  CHECK(raw.size() > committed.size());
+  CHECK(duplicates(raw) > 0);
+}
+
+TEST_CASE("exactly-once poll: killed right after the marking, and again mid-stream: every event once") {
+  const auto url = fresh_database("ite_poll_committed");
+  const auto topic = "ite.poll.committed." + unique_suffix();
+  const auto committed = write(url, topic, 600);
+  const auto args = eos_args(url, {"--exit-when-idle"});
+  run_until_killed(args, "committed:2");
+  run_until_killed(args, "published:1");
+  run_until_killed(args, "sent:2");
+  run_until_idle(args);
+  require_exactly_once(topic, committed);
+}
+
+TEST_CASE(
+    "exactly-once wal: killed between the Kafka commit and the slot confirmation, the restart skips it") {
+  const auto url = fresh_database("ite_wal_published");
+  const std::string slot = "ite_wal_published";
+  const auto topic = "ite.wal.published." + unique_suffix();
+  const auto wal = [&](std::vector<std::string> extra) {
+    extra.insert(extra.end(), {"--mode", "wal", "--slot", slot});
+    return eos_args(url, extra);
+  };
+  run_until_idle(wal({"--exit-when-idle"}));  // creates slot and publication
+  const auto committed = write(url, topic, 600, 6);
+  run_until_killed(wal({"--exit-when-idle"}), "published:3");
+  // The third batch's transaction is in Kafka, its slot confirmation was never sent: the restart
+  // confirms it from the checkpoint and is then killed with the fourth batch's transaction open.
+  const auto second = run_until_killed(wal({"--exit-when-idle"}), "sent:1");
+  CHECK(second.find("exactly-once checkpoint applied") != std::string::npos);
+  run_until_idle(wal({"--exit-when-idle"}));
+  require_exactly_once(topic, committed);
+  CHECK(consume_all(topic, "read_uncommitted").size() > committed.size());  // the aborted batch
+}
+
+TEST_CASE("exactly-once: a poison record aborts its transaction; it is parked and the rest sent once") {
+  const auto url = fresh_database("ite_poison");
+  const auto topic = "ite.poison." + unique_suffix();
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' || "
+      "(i % 20), 'order-created', jsonb_build_object('seq', i), '" +
+          topic + "' FROM generate_series(1, 50) i");
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES ('order', "
+      "'big', 'e', jsonb_build_object('x', repeat('y', 1500000)), '" +
+          topic + "')");
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' || "
+      "(i % 20), 'order-created', jsonb_build_object('seq', i), '" +
+          topic + "' FROM generate_series(51, 100) i");
+  std::vector<std::pair<std::string, std::string>> committed;
+  for (const auto& r :
+       sql(url, "SELECT id::text, aggregate_id FROM outbox WHERE aggregate_id <> 'big' ORDER BY id")) {
+    committed.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+  }
+  const auto out = run_until_idle(eos_args(url, {"--exit-when-idle"}));
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND aggregate_id = 'big'") ==
+        1);
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox WHERE failed_at IS NULL") == 0);
+  require_exactly_once(topic, committed);
+}
+
+TEST_CASE("exactly-once: a second relay with the same identity fences the first, which stops") {
+  const auto url = fresh_database("ite_fence");
+  const auto topic = "ite.fence." + unique_suffix();
+  const auto checkpoints = "it.checkpoints." + unique_suffix();
+  auto args = [&](const std::string& lock_table) {
+    // Two relays on two different tables but one transactional id: both lead (different advisory locks),
+    // so the second's init fences the first.
+    return relay_args(url, {"--exactly-once", "--transactional-id", "ite-fence-" + topic,
+                            "--checkpoint-topic", checkpoints, "--table", lock_table, "--http-addr", "off"});
+  };
+  sql(url, "CREATE TABLE outbox2 (LIKE outbox INCLUDING ALL)");
+  Process first(args("outbox"));
+  REQUIRE(wait_until(
+      [&] { return first.output().find("kafka transactions initialized") != std::string::npos; }, 60s));
+  Process second(args("outbox2"));
+  REQUIRE(wait_until(
+      [&] { return second.output().find("kafka transactions initialized") != std::string::npos; }, 60s));
+  write(url, topic, 10);  // the first relay's next transaction is refused: fenced
+  const auto rc = first.wait(60s);
+  INFO(first.output());
+  REQUIRE(rc.has_value());
+  CHECK(*rc == 1);
+  CHECK(first.output().find("fenced") != std::string::npos);
+  stop_relay(second);
+}
