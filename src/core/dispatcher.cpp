@@ -183,6 +183,7 @@ void Dispatcher::finish(InFlight& f) {
   wait_for(f.deliveries);
   if (config_.on_poison == PoisonPolicy::kDlq) dead_letter(f);
   f.sent = waiter_.now();
+  if (config_.on_point) config_.on_point("delivered");
   const bool transactional = publisher_.transactional();
   f.settlement = settle(f.batch, f.deliveries, source_.ordering(),
                         transactional ? Atomicity::kTransaction : Atomicity::kPerRecord);

@@ -44,9 +44,9 @@ struct DispatcherConfig {
   Millis backoff_initial{200};
   Millis backoff_max{10000};
   // Called at each step of a batch's life, with its name: "sent" (every record handed to the
-  // publisher), "published" (every delivery final and the Kafka transaction committed, nothing durable
-  // in the source yet), "committed" (the source made it durable). Tests kill the process there
-  // (OUTBOX_RELAY_TEST_KILL_AT); empty in production.
+  // publisher), "delivered" (every delivery report in, the Kafka transaction still open), "published" (every
+  // delivery final and the Kafka transaction committed, nothing durable in the source yet), "committed" (the
+  // source made it durable). Tests kill the process there (OUTBOX_RELAY_TEST_KILL_AT); empty in production.
   std::function<void(const char* point)> on_point;
   // Fetch and send the next batch while the previous one is in flight (if the source allows it; never
   // with kBlock, whose waves need the batch's outcome before the next one is claimed).
