@@ -20,6 +20,17 @@ void wait_started(Process& relay) {
       relay.output());
 }
 
+// After `sig`: the relay must log the stop, drain and exit 0 within 30 s.
+void expect_clean_stop(Process& relay, const std::string& sig) {
+  const auto rc = relay.wait(30s);
+  INFO(relay.output());
+  REQUIRE(rc.has_value());
+  CHECK(*rc == 0);
+  CHECK(relay.output().find("received " + sig + ", stopping: draining in-flight events") !=
+        std::string::npos);
+  CHECK(relay.output().find("stopped (signal)") != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("signals: SIGUSR1 and SIGUSR2 are ignored with a log line; SIGTERM still drains and exits 0") {
@@ -34,12 +45,7 @@ TEST_CASE("signals: SIGUSR1 and SIGUSR2 are ignored with a log line; SIGTERM sti
                 relay.output());
   CHECK(relay.running());
   relay.signal(SIGTERM);
-  const auto rc = relay.wait(30s);
-  INFO(relay.output());
-  REQUIRE(rc.has_value());
-  CHECK(*rc == 0);
-  CHECK(relay.output().find("received SIGTERM, stopping: draining in-flight events") != std::string::npos);
-  CHECK(relay.output().find("stopped (signal)") != std::string::npos);
+  expect_clean_stop(relay, "SIGTERM");
 }
 
 TEST_CASE("signals: SIGHUP stops the relay cleanly, as SIGTERM does") {
@@ -47,10 +53,5 @@ TEST_CASE("signals: SIGHUP stops the relay cleanly, as SIGTERM does") {
   Process relay(relay_args(url, {"--http-addr", "off"}));
   wait_started(relay);
   relay.signal(SIGHUP);
-  const auto rc = relay.wait(30s);
-  INFO(relay.output());
-  REQUIRE(rc.has_value());
-  CHECK(*rc == 0);
-  CHECK(relay.output().find("received SIGHUP, stopping: draining in-flight events") != std::string::npos);
-  CHECK(relay.output().find("stopped (signal)") != std::string::npos);
+  expect_clean_stop(relay, "SIGHUP");
 }
