@@ -79,7 +79,7 @@ SignalThread::SignalThread(std::atomic<bool>& stop, std::function<void()> on_sto
             stop.store(true);
             if (on_stop) on_stop();
           } else {
-            spdlog::warn("received {} a second time, exiting at once (unacknowledged events stay unsent)",
+            spdlog::warn("received {} while stopping, exiting at once (unacknowledged events stay unsent)",
                          signal_name(sig));
             spdlog::default_logger()->flush();
             std::_Exit(1);
