@@ -18,8 +18,9 @@ int main(int argc, char** argv) {
   try {
     if (!app::parse_options(argc, argv, options)) return app::kExitOk;
   } catch (const core::ConfigError& e) {
-    // Logging is not set up yet (its level is an option): the line goes to stderr as is.
-    std::cerr << "outbox-relay: " << e.what() << '\n';
+    // Logging is not set up yet (its level is an option): the line goes to stderr, escaped as a log
+    // line is (a flag's value may hold a newline).
+    std::cerr << "outbox-relay: " << app::text_escape(e.what()) << '\n';
     return app::exit_code_for(e);
   }
   app::setup_logging(options.log_level);

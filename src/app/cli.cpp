@@ -54,7 +54,8 @@ const std::vector<Flag>& flags() {
       {"poll-interval", &R::poll_interval, "Longest wait between polls when no NOTIFY arrives"},
       {"session-timeout", &R::session_timeout,
        "The server ends a dead, paused or partitioned relay's session after this, freeing its claim and lead "
-       "(poll) or its slot (WAL: wal_sender_timeout) for a standby; keep it above message.timeout.ms (30s)"},
+       "(poll) or its slot (WAL: wal_sender_timeout) for a standby; keep it above message.timeout.ms (30s); "
+       "5s to 1d"},
       {"on-sent",
        &R::on_sent,
        "What to do with a published row: delete it, or mark it (set sent_at)",

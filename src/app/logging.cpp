@@ -3,6 +3,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/formatter.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -40,6 +41,39 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   return len;
 }
 
+enum class Unit { kAscii, kUtf8, kInvalid };
+
+// Calls `f(kind, bytes)` for each unit of `s` in order: one ASCII byte, one valid UTF-8 sequence of
+// two to four bytes, or one byte that starts no valid sequence.
+template <typename F>
+void for_each_unit(std::string_view s, F f) {
+  for (std::size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      f(Unit::kAscii, s.substr(i, 1));
+      ++i;
+    } else if (const auto len = utf8_sequence(s, i); len > 0) {
+      f(Unit::kUtf8, s.substr(i, len));
+      i += len;
+    } else {
+      f(Unit::kInvalid, s.substr(i, 1));
+      ++i;
+    }
+  }
+}
+
+// %* in the text pattern: the message with control characters escaped (text_escape).
+class EscapedMessage final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm& /*tm*/,
+              spdlog::memory_buf_t& dest) override {
+    const auto text = text_escape(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
+  }
+  [[nodiscard]] std::unique_ptr<spdlog::custom_flag_formatter> clone() const override {
+    return std::make_unique<EscapedMessage>();
+  }
+};
+
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -59,50 +93,73 @@ class JsonFormatter final : public spdlog::formatter {
 std::string json_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 8);
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        default:
-          if (c < 0x20 || c == 0x7F) {
-            out += fmt::format("\\u{:04x}", c);
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-      ++i;
-      continue;
-    }
-    const auto len = utf8_sequence(s, i);
-    if (len == 0) {
+  for_each_unit(s, [&out](Unit kind, std::string_view u) {
+    if (kind == Unit::kInvalid) {
       out += "\\ufffd";
-      ++i;
-    } else {
-      out.append(s.substr(i, len));
-      i += len;
+      return;
     }
-  }
+    if (kind == Unit::kUtf8) {
+      out += u;
+      return;
+    }
+    switch (const auto c = static_cast<unsigned char>(u[0])) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          out += fmt::format("\\u{:04x}", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  });
+  return out;
+}
+
+std::string text_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for_each_unit(s, [&out](Unit kind, std::string_view u) {
+    const auto c = static_cast<unsigned char>(u[0]);
+    if (kind == Unit::kInvalid) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (kind == Unit::kUtf8) {
+      // U+0080..U+009F: C1 controls (CSI and others a terminal obeys)
+      const auto c1 = static_cast<unsigned char>(u[1]);
+      if (c == 0xC2 && c1 < 0xA0) {
+        out += fmt::format("\\u{:04x}", c1);
+      } else {
+        out += u;
+      }
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if ((c < 0x20 && c != '\t') || c == 0x7F) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  });
   return out;
 }
 
@@ -121,7 +178,9 @@ void use_json_logs() { spdlog::default_logger()->set_formatter(std::make_unique<
 
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("outbox-relay");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<EscapedMessage>('*').set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %*");
+  logger->set_formatter(std::move(formatter));
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::flush_on(spdlog::level::info);

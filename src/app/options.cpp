@@ -10,17 +10,83 @@ namespace outbox_relay::app {
 
 namespace {
 
+// The longest interval a duration flag takes (but --retention): PostgreSQL takes the session timeouts
+// as int milliseconds (at most about 24.8 days), and every interval is added to a clock reading.
+constexpr std::chrono::milliseconds kLongestInterval = std::chrono::hours(24);
+
 std::chrono::milliseconds duration_flag(const std::string& flag, const std::string& text,
-                                        std::chrono::milliseconds min) {
+                                        std::chrono::milliseconds min,
+                                        std::chrono::milliseconds max = kLongestInterval) {
   try {
     const auto d = core::parse_duration(text);
     if (d < min) {
       throw std::invalid_argument("\"" + text + "\" is shorter than " + core::format_duration(min));
     }
+    if (d > max) {
+      throw std::invalid_argument("\"" + text + "\" is longer than " + core::format_duration(max) +
+                                  ", the longest it can be");
+    }
     return d;
   } catch (const std::invalid_argument& e) {
     throw core::ConfigError(flag + ": " + e.what());
   }
+}
+
+// PostgreSQL's limit for a name (NAMEDATALEN - 1); a longer one would be truncated.
+constexpr std::size_t kMaxNameBytes = 63;
+
+bool identifier_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+bool identifier_char(char c) { return identifier_start(c) || (c >= '0' && c <= '9') || c == '$'; }
+
+// --table as the rest of the relay takes it: NAME or SCHEMA.NAME with each part by its name (pg/
+// splits the table at its first dot and quotes each part). An unquoted part folds to lower case as
+// PostgreSQL folds it; a double-quoted one is taken as written, "" standing for a quote.
+std::string table_flag(const std::string& text) {
+  const auto not_a_name = [&] {
+    return core::ConfigError(
+        "--table: \"" + text +
+        "\" is not a table name (NAME or SCHEMA.NAME, each an SQL identifier, double-quoted "
+        "where it needs to be)");
+  };
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  for (;;) {
+    std::string part;
+    if (i < text.size() && text[i] == '"') {
+      for (++i;; ++i) {
+        if (i == text.size() || static_cast<unsigned char>(text[i]) < 0x20) throw not_a_name();
+        if (text[i] == '"') {
+          if (i + 1 == text.size() || text[i + 1] != '"') break;
+          ++i;
+        }
+        part += text[i];
+      }
+      ++i;  // the closing quote
+      if (part.empty()) throw not_a_name();
+    } else {
+      if (i == text.size() || !identifier_start(text[i])) throw not_a_name();
+      for (; i < text.size() && identifier_char(text[i]); ++i) {
+        part += text[i] >= 'A' && text[i] <= 'Z' ? static_cast<char>(text[i] - 'A' + 'a') : text[i];
+      }
+    }
+    if (part.size() > kMaxNameBytes) {
+      throw core::ConfigError("--table: \"" + text +
+                              "\" has a name longer than 63 bytes (PostgreSQL's limit)");
+    }
+    parts.push_back(std::move(part));
+    if (i == text.size()) break;
+    if (text[i] != '.' || parts.size() == 2) throw not_a_name();
+    ++i;
+  }
+  if (parts.size() == 1) return parts[0];
+  if (parts[0].find('.') != std::string::npos) {
+    throw core::ConfigError("--table: \"" + text + "\": a schema name holding a dot is not supported");
+  }
+  return parts[0] + "." + parts[1];
 }
 
 // "I/N" of --shard.
@@ -47,7 +113,7 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
   o.command = raw.command;
   o.db_url = raw.db_url;
   o.kafka_brokers = raw.kafka_brokers;
-  o.table = raw.table;
+  o.table = table_flag(raw.table);
   o.layout_name = raw.layout;
   o.topic_template = raw.topic_template;
   o.route_by_column = raw.route_by;
@@ -73,7 +139,8 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
 
   o.stats_interval = duration_flag("--stats-interval", raw.stats_interval, std::chrono::milliseconds(100));
   if (!raw.retention.empty()) {
-    o.retention = duration_flag("--retention", raw.retention, std::chrono::milliseconds(1000));
+    o.retention = duration_flag("--retention", raw.retention, std::chrono::milliseconds(1000),
+                                std::chrono::milliseconds::max());
   }
   const auto mode = mode_named(raw.mode);
   if (!mode) throw core::ConfigError("--mode: \"" + raw.mode + "\" is not a mode");
@@ -175,8 +242,15 @@ void check_relay(Options& o) {
   if (o.kafka_brokers.empty() && !brokers_in_x) {
     throw core::ConfigError("--kafka-brokers is required (or OUTBOX_RELAY_KAFKA_BROKERS)");
   }
+  // The producer's settings as the daemon will build them: -X bootstrap.servers beside
+  // --kafka-brokers is refused here, at start, for `check` as for the daemon.
+  (void)o.producer_properties();
   if (o.on_poison == core::PoisonPolicy::kDlq && o.dlq_topic.empty()) {
     throw core::ConfigError("--on-poison=dlq needs --dlq-topic");
+  }
+  if (o.on_poison != core::PoisonPolicy::kDlq && !o.dlq_topic.empty()) {
+    throw core::ConfigError(
+        "--dlq-topic is only used with --on-poison=dlq: add --on-poison=dlq or drop --dlq-topic");
   }
   if (!o.dlq_topic.empty() && !core::valid_topic_name(o.dlq_topic)) {
     throw core::ConfigError("--dlq-topic: \"" + o.dlq_topic + "\" is not a valid Kafka topic name");

@@ -10,13 +10,41 @@ namespace outbox_relay::app {
 
 namespace {
 
+constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGHUP};
+constexpr int kIgnoredSignals[] = {SIGUSR1, SIGUSR2};
+// Sent to the signal thread by its owner, with ending_ set, to end it.
+constexpr int kWakeSignal = SIGUSR2;
+
 sigset_t relay_signals() {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGUSR2);  // used internally to end the signal thread
+  for (const int s : kStopSignals) sigaddset(&set, s);
+  for (const int s : kIgnoredSignals) sigaddset(&set, s);
   return set;
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    default:
+      return "a signal";
+  }
+}
+
+bool stops(int sig) {
+  for (const int s : kStopSignals) {
+    if (s == sig) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -30,26 +58,29 @@ void block_signals() {
 void default_signals() {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  for (const int s : kStopSignals) sigaddset(&set, s);
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 SignalThread::SignalThread(std::atomic<bool>& stop, std::function<void()> on_stop)
-    : thread_([&stop, on_stop = std::move(on_stop)] {
+    : thread_([this, &stop, on_stop = std::move(on_stop)] {
         const auto set = relay_signals();
         int count = 0;
         for (;;) {
           int sig = 0;
           if (sigwait(&set, &sig) != 0) continue;
-          if (sig == SIGUSR2) return;
+          if (sig == kWakeSignal && ending_.load()) return;
+          if (!stops(sig)) {
+            spdlog::info("received {}, ignored (it has no meaning to outbox-relay)", signal_name(sig));
+            continue;
+          }
           if (++count == 1) {
-            spdlog::info("received {}, stopping: draining in-flight events",
-                         sig == SIGINT ? "SIGINT" : "SIGTERM");
+            spdlog::info("received {}, stopping: draining in-flight events", signal_name(sig));
             stop.store(true);
             if (on_stop) on_stop();
           } else {
-            spdlog::warn("received a second signal, exiting at once (unacknowledged events stay unsent)");
+            spdlog::warn("received {} while stopping, exiting at once (unacknowledged events stay unsent)",
+                         signal_name(sig));
             spdlog::default_logger()->flush();
             std::_Exit(1);
           }
@@ -57,7 +88,8 @@ SignalThread::SignalThread(std::atomic<bool>& stop, std::function<void()> on_sto
       }) {}
 
 SignalThread::~SignalThread() {
-  pthread_kill(thread_.native_handle(), SIGUSR2);
+  ending_.store(true);
+  pthread_kill(thread_.native_handle(), kWakeSignal);
   thread_.join();
 }
 

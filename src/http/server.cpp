@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "core/errors.h"
+#include "http/guarded_server.h"
 #include "http/prometheus.h"
 
 namespace outbox_relay::http {
@@ -33,10 +34,7 @@ std::optional<ListenAddress> parse_listen_address(const std::string& text) {
 }
 
 Server::Server(const ListenAddress& address, Handlers handlers)
-    : server_(std::make_unique<httplib::Server>()), handlers_(std::move(handlers)) {
-  server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
-  server_->set_read_timeout(std::chrono::seconds(5));
-  server_->set_write_timeout(std::chrono::seconds(5));
+    : server_(std::make_unique<GuardedServer>()), handlers_(std::move(handlers)) {
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(handlers_.metrics(), kPrometheusContentType);
   });
@@ -60,6 +58,7 @@ Server::Server(const ListenAddress& address, Handlers handlers)
     }
     port_ = address.port;
   }
+  server_->widen_backlog();
   std::packaged_task<void()> task([this] { server_->listen_after_bind(); });
   done_ = task.get_future();
   thread_ = std::thread(std::move(task));

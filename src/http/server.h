@@ -1,7 +1,10 @@
 #pragma once
 // The relay's HTTP endpoint (cpp-httplib): /metrics, /healthz, /readyz. Serves on its own threads
-// (two workers); every handler only reads atomics, so a scrape never touches the dispatcher.
+// (kWorkers); every handler only reads atomics, so a scrape never touches the dispatcher. Slow or
+// greedy clients cannot keep a probe from being answered (limits below, http/guarded_server.h).
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <future>
 #include <memory>
@@ -11,11 +14,19 @@
 
 #include "http/probes.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace outbox_relay::http {
+
+// Workers serving connections; a connection arriving while all are busy is answered 503 at once.
+inline constexpr std::size_t kWorkers = 8;
+// Workers one peer address may hold at a time; its further connections are answered 503 at once.
+inline constexpr std::size_t kConnectionsPerPeer = 4;
+// One request per connection, and the whole of it (header read, handler, response write) within this
+// of a worker taking it; then the connection is closed (a probe's timeout is usually 3 s or more).
+inline constexpr std::chrono::milliseconds kRequestDeadline{2000};
+// The most bytes read from one request (the endpoint takes no request bodies).
+inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+
+class GuardedServer;
 
 struct ListenAddress {
   std::string host;
@@ -42,7 +53,7 @@ class Server {
   [[nodiscard]] int port() const { return port_; }
 
  private:
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<GuardedServer> server_;
   Handlers handlers_;
   int port_ = 0;
   std::thread thread_;

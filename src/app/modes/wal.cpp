@@ -37,6 +37,11 @@ class WalMode final : public ModeDescription {
 
   void validate(const Options& o) const override {
     if (o.on_poison == core::PoisonPolicy::kBlock) throw core::ConfigError(kBlockPolicyRefused);
+    if (o.on_sent == pg::OnSent::kMark) {
+      throw core::ConfigError(
+          "--on-sent=mark: WAL mode never marks rows (it moves the slot past what Kafka acknowledged); "
+          "leave --on-sent out, or use --mode=poll to mark rows");
+    }
     if (o.shard_count > 1) {
       throw core::ConfigError(
           "--shard is for poll mode; in WAL mode the slot holder publishes everything in order");

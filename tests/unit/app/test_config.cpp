@@ -66,12 +66,12 @@ TEST_CASE("sizes need a unit") {
 }
 
 TEST_CASE("valid flags parse into options") {
-  const auto o = parse(with({"--mode", "wal", "--batch-size", "50", "--poll-interval", "250ms", "--on-sent",
-                             "mark", "-X", "linger.ms=10", "--exit-when-idle"}));
+  const auto o = parse(with({"--mode", "wal", "--batch-size", "50", "--poll-interval", "250ms", "-X",
+                             "linger.ms=10", "--exit-when-idle"}));
   CHECK(o.mode == app::Mode::kWal);
   CHECK(o.batch_size == 50);
   CHECK(o.poll_interval.count() == 250);
-  CHECK(o.on_sent == pg::OnSent::kMark);
+  CHECK(parse(with({"--on-sent", "mark"})).on_sent == pg::OnSent::kMark);
   CHECK(o.exit_when_idle);
   const auto props = o.producer_properties();
   CHECK(props.back() == kafka::Property{"enable.idempotence", "true"});

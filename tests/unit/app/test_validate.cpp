@@ -131,3 +131,90 @@ TEST_CASE("validate: password files are read through the injected reader") {
   CHECK_THROWS_WITH_AS(app::validate(r, reader), doctest::Contains("--kafka-sasl-password-file"),
                        core::ConfigError);
 }
+
+TEST_CASE("validate: --table must be an SQL identifier, optionally schema-qualified and double-quoted") {
+  auto r = base();
+  for (const char* bad : {"", "x; DROP TABLE y", "outbox--", "a.b.c", ".outbox", "public.", "1outbox",
+                          "\"unterminated", "\"\"", "out box", "a.\"b\"c", "\"a\nb\""}) {
+    CAPTURE(bad);
+    r.table = bad;
+    CHECK(error_of(r).rfind("--table: ", 0) == 0);
+    // Every command names its table: status, replay and cleanup refuse it as the daemon does.
+    r.command = app::Command::kStatus;
+    CHECK(error_of(r).rfind("--table: ", 0) == 0);
+    r.command = app::Command::kRun;
+  }
+  r.table = std::string(64, 'a');
+  CHECK(error_of(r).find("longer than 63 bytes") != std::string::npos);
+  r.table = "x; DROP TABLE y";
+  CHECK(error_of(r) ==
+        "--table: \"x; DROP TABLE y\" is not a table name (NAME or SCHEMA.NAME, each an SQL "
+        "identifier, double-quoted where it needs to be)");
+
+  // The valid forms, as the rest of the relay takes them: each part by its name (unquoted parts
+  // fold to lower case, as PostgreSQL folds them).
+  const std::pair<const char*, const char*> good[] = {
+      {"outbox", "outbox"},
+      {"public.outbox", "public.outbox"},
+      {"Outbox", "outbox"},
+      {"App_1.outbox$2", "app_1.outbox$2"},
+      {"\"Outbox\"", "Outbox"},
+      {"\"my schema\".\"Out\"\"box\"", "my schema.Out\"box"},
+      {"public.\"a.b\"", "public.a.b"},
+      {"_x", "_x"},
+  };
+  for (const auto& [text, table] : good) {
+    CAPTURE(text);
+    r.table = text;
+    CHECK(error_of(r).empty());
+    CHECK(app::validate(r, no_secret).table == table);
+  }
+  // The relay splits a table at its first dot: a schema name holding one cannot be said.
+  r.table = "\"a.b\".outbox";
+  CHECK(error_of(r).find("--table: ") == 0);
+}
+
+TEST_CASE("validate: durations the server takes in int milliseconds are bounded") {
+  auto r = base();
+  r.session_timeout = "100000d";
+  CHECK(error_of(r) == "--session-timeout: \"100000d\" is longer than 1d, the longest it can be");
+  r.session_timeout = "24h";
+  CHECK(app::validate(r, no_secret).session_timeout == std::chrono::hours(24));
+  r.session_timeout = "25h";
+  CHECK(error_of(r).find("--session-timeout") == 0);
+  // Every interval the relay waits on or adds to a clock reading: no overflow.
+  const std::pair<std::string app::RawOptions::*, const char*> intervals[] = {
+      {&app::RawOptions::poll_interval, "--poll-interval: "},
+      {&app::RawOptions::drain_timeout, "--drain-timeout: "},
+      {&app::RawOptions::heartbeat_interval, "--heartbeat-interval: "},
+      {&app::RawOptions::status_interval, "--status-interval: "},
+      {&app::RawOptions::stats_interval, "--stats-interval: "}};
+  for (const auto& [member, flag] : intervals) {
+    CAPTURE(flag);
+    r = base();
+    r.*member = "9999999999d";
+    CHECK(error_of(r).find(flag) == 0);
+  }
+}
+
+TEST_CASE("validate: flags that contradict each other are errors, not silently ignored") {
+  auto r = base();
+  r.mode = "wal";
+  r.on_sent = "mark";
+  CHECK(error_of(r).find("--on-sent=mark: WAL mode never marks rows") == 0);
+  r.on_sent = "delete";
+  CHECK(error_of(r).empty());
+
+  r = base();
+  r.dlq_topic = "dead";
+  CHECK(error_of(r) ==
+        "--dlq-topic is only used with --on-poison=dlq: add --on-poison=dlq or drop --dlq-topic");
+  r.on_poison = "dlq";
+  CHECK(error_of(r).empty());
+
+  r = base();
+  r.kafka_properties = {"bootstrap.servers=other:9092"};
+  CHECK(error_of(r).find("-X bootstrap.servers conflicts with --kafka-brokers") == 0);
+  r.command = app::Command::kCheck;  // `check` judges the same settings the daemon would run with
+  CHECK(error_of(r).find("-X bootstrap.servers conflicts with --kafka-brokers") == 0);
+}
