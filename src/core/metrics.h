@@ -46,6 +46,7 @@ struct Metrics {
   std::atomic<uint64_t> dead_lettered{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> reconnects{0};
+  std::atomic<bool> exactly_once{false};            // the transaction metrics apply
   std::atomic<uint64_t> transactions_committed{0};  // exactly-once: Kafka transactions
   std::atomic<uint64_t> transactions_aborted{0};
   // The source's gauges: each mode's statistics (app/modes/, collect_stats) set only its own, on the

@@ -94,6 +94,16 @@ std::string render_prometheus(const core::Metrics& m, const ExpositionInfo& info
   w.histogram("outbox_relay_end_to_end_latency_seconds",
               "From the event's created_at to Kafka's acknowledgement.", m.latency_seconds.snapshot());
 
+  if (m.exactly_once.load()) {
+    w.header("outbox_relay_transactions_total", "counter",
+             "Kafka transactions (exactly-once): committed with their checkpoint, or aborted.");
+    w.sample("outbox_relay_transactions_total", m.transactions_committed.load(), "outcome=\"committed\"");
+    w.sample("outbox_relay_transactions_total", m.transactions_aborted.load(), "outcome=\"aborted\"");
+    w.histogram("outbox_relay_transaction_duration_seconds",
+                "From a batch fetched to its Kafka transaction committed (exactly-once).",
+                m.transaction_seconds.snapshot());
+  }
+
   if (const auto v = m.backlog_rows.load(); v >= 0) {
     w.single("outbox_relay_backlog_rows", "gauge", "Unsent, not failed rows in the outbox table (poll mode).",
              v);

@@ -81,6 +81,13 @@ int run_check(const Options& o, std::ostream& out) {
     } catch (const std::exception& e) {
       add(lines, L::kFail, std::string("kafka: ") + e.what());
     }
+    if (o.transactions) {
+      try {
+        add(lines, L::kOk, "exactly-once: " + describe_exactly_once(o, kKafkaTimeout));
+      } catch (const std::exception& e) {
+        add(lines, L::kFail, std::string("exactly-once: ") + e.what());
+      }
+    }
     int failures = 0;
     for (const auto& l : lines) {
       const char* tag = l.level == L::kOk ? "ok  " : l.level == L::kWarn ? "warn" : "FAIL";

@@ -33,6 +33,11 @@ int run_cleanup(const Options& options, std::ostream& out);
 // the mode needs (grants, wal_level/REPLICATION/slot/publication). Pure (the unit-test seam of `check`).
 std::vector<CheckLine> evaluate_server(const Options& options, const pg::ServerFacts& facts);
 
+// --exactly-once, for `check` and `status`: the transactional id, the checkpoint topic and the last
+// checkpoint committed under that id (read with read_committed; fences nothing). Throws what
+// kafka::read_checkpoint throws.
+std::string describe_exactly_once(const Options& options, std::chrono::milliseconds timeout);
+
 // Statement timeout of the one-shot commands' connection.
 inline constexpr std::chrono::milliseconds kCommandStatementTimeout{30000};
 

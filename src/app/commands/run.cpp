@@ -112,6 +112,7 @@ int run_relay(const Options& o) {
   core::Metrics metrics;
   return run_guarded("", [&] {
     kafka::Producer producer(o.producer_properties(), o.transactions);
+    metrics.exactly_once.store(o.transactions.has_value());
     if (o.transactions) {
       spdlog::info("exactly-once: transactional id \"{}\", checkpoint topic \"{}\"", o.transactions->identity,
                    o.transactions->checkpoint_topic);

@@ -39,6 +39,13 @@ int run_status(const Options& o, std::ostream& out) {
     } else if (mode.reports_missing_slot()) {
       out << "  slot \"" << o.slot << "\": does not exist\n";
     }
+    if (o.transactions && !o.kafka_brokers.empty()) {
+      try {
+        row("exactly-once", describe_exactly_once(o, std::chrono::seconds(10)));
+      } catch (const std::exception& e) {
+        row("exactly-once", std::string("checkpoint unreadable: ") + e.what());
+      }
+    }
     return kExitOk;
   });
 }

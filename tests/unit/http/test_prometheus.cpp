@@ -175,3 +175,16 @@ TEST_CASE("--http-addr forms") {
   CHECK_THROWS_WITH_AS((void)http::parse_listen_address("h:x"), doctest::Contains("--http-addr"),
                        core::ConfigError);
 }
+
+TEST_CASE("prometheus: transaction metrics only with exactly-once") {
+  core::Metrics m;
+  CHECK(http::render_prometheus(m, info()).find("outbox_relay_transactions_total") == std::string::npos);
+  m.exactly_once.store(true);
+  m.transactions_committed.store(7);
+  m.transactions_aborted.store(2);
+  m.transaction_seconds.observe(0.02);
+  const auto text = http::render_prometheus(m, info());
+  CHECK(has_line(text, "outbox_relay_transactions_total{outcome=\"committed\"} 7"));
+  CHECK(has_line(text, "outbox_relay_transactions_total{outcome=\"aborted\"} 2"));
+  CHECK(has_line(text, "outbox_relay_transaction_duration_seconds_count 1"));
+}
