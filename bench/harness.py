@@ -1026,6 +1026,8 @@ def main():
     ap.add_argument("--keep-services", action="store_true", help="leave the bench PostgreSQL/Kafka running")
     ap.add_argument("--tag", default="", help="suffix for the results files (<date>[-quick][-TAG])")
     ap.add_argument("--tune-reps", type=int, default=0, help="repetitions of each tuning variant")
+    ap.add_argument("--relay-flag", action="append", default=[],
+                    help="extra flag for every relay run, e.g. --relay-flag=--exactly-once (repeatable)")
     args = ap.parse_args()
     profile = "quick" if args.quick else "full"
     cfg = PROFILES[profile]
@@ -1050,6 +1052,8 @@ def main():
     help_text = subprocess.run([T.relay, "--help"], capture_output=True, text=True, timeout=30).stdout
     if "--http-addr" in help_text:
         RELAY_EXTRA.extend(["--http-addr", f"127.0.0.1:{int(KAFKA_PORT) + 95}"])
+    RELAY_EXTRA.extend(args.relay_flag)
+    results["relay_flags"] = args.relay_flag
     wal_err = check_wal()
     wal_ok = wal_err is None
     results["wal_error"] = wal_err
