@@ -33,12 +33,12 @@ Outcome Dispatcher::run() {
   return Outcome::kStopped;
 }
 
-// Two batches in flight need two open claims (poll) or queue slots (WAL), and a publisher that is not
-// transactional (one Kafka transaction at a time); never with kBlock, whose waves need each batch's
-// outcome before the next one is claimed.
+// Two batches in flight need two open claims (poll) or queue slots (WAL); never with kBlock, whose waves
+// need each batch's outcome before the next one is claimed. A transactional publisher has one Kafka
+// transaction open at a time: the next batch is claimed while the older one is published, and sent once
+// the older one's transaction committed, while the source marks the older one (finish()).
 bool Dispatcher::pipelined() const {
-  return config_.pipeline && config_.on_poison != PoisonPolicy::kBlock && source_.pipeline_depth() >= 2 &&
-         !publisher_.transactional();
+  return config_.pipeline && config_.on_poison != PoisonPolicy::kBlock && source_.pipeline_depth() >= 2;
 }
 
 StepResult Dispatcher::step() {
@@ -63,20 +63,20 @@ StepResult Dispatcher::step() {
         on_success();
         return StepResult::kIdle;
       }
-      ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}});
-      start(*ahead_);
+      ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}, false});
     }
+    if (!ahead_->sending) start(*ahead_);
     if (pipelined() && !stop_.load()) {
       // The next batch is claimed and sent while this one waits for its acknowledgements. Kafka keeps
       // one partition's records in send order (idempotent producer), so per-key order holds.
       const auto started = waiter_.now();
       auto batch = source_.fetch(fetch_limit(), Millis(0));
       if (!batch.empty()) {
-        next.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}});
-        start(*next);
+        next.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}, false});
+        if (!publisher_.transactional()) start(*next);
       }
     }
-    finish(*ahead_);
+    finish(*ahead_, next ? &*next : nullptr);
   } catch (const TransientError& e) {
     // Reports still due must not land in arrays that are about to go away.
     publisher_.abort();
@@ -97,6 +97,12 @@ StepResult Dispatcher::step() {
   }
   const InFlight done = std::move(*ahead_);
   ahead_ = std::move(next);
+  if (done.settlement.abort && ahead_ && !done.settlement.failed) {
+    // Poison aborted the transaction: its other events go out again first, so the batch claimed behind
+    // it (not sent yet) is claimed again after them.
+    source_.abandon(ahead_->batch);
+    ahead_.reset();
+  }
   if (done.settlement.failed) {
     // The events after a failed one go out again with it, in order: the batch sent behind it is
     // recalled too (what of it reached Kafka is sent again, with the same ids).
@@ -167,6 +173,7 @@ void Dispatcher::learn_sizes(const Batch& batch) {
 void Dispatcher::start(InFlight& f) {
   learn_sizes(f.batch);
   f.deliveries.assign(f.batch.messages.size(), Delivery{});
+  f.sending = true;
   publisher_.begin();
   if (config_.on_poison == PoisonPolicy::kBlock) {
     publish_in_waves(f);
@@ -179,7 +186,7 @@ void Dispatcher::start(InFlight& f) {
 // Waits for the batch's deliveries, dead-letters its poison (dlq policy), settles it, closes its Kafka
 // transaction (exactly-once: records and checkpoint become visible together, before anything is
 // durable in the source) and has the source apply the settlement.
-void Dispatcher::finish(InFlight& f) {
+void Dispatcher::finish(InFlight& f, InFlight* behind) {
   wait_for(f.deliveries);
   if (config_.on_poison == PoisonPolicy::kDlq) dead_letter(f);
   f.sent = waiter_.now();
@@ -194,6 +201,9 @@ void Dispatcher::finish(InFlight& f) {
   } else if (transactional) {
     const auto checkpoint = source_.checkpoint(f.batch, f.settlement);
     commit_transaction(checkpoint, f.fetched);
+    // The batch claimed behind this one goes out in the next transaction while this one is marked. Its
+    // checkpoint need not name this batch's rows: the marking ends (or fails, aborting it) first.
+    if (behind != nullptr && !f.settlement.failed) start(*behind);
   } else {
     publisher_.commit(Checkpoint{});
   }

@@ -92,13 +92,14 @@ class Dispatcher {
     std::vector<Delivery> deliveries;
     Clock::time_point started, fetched, sent;
     Settlement settlement;  // decided by finish() once every delivery is final
+    bool sending = false;   // start() was called (a transactional publisher sends it later)
   };
 
   [[nodiscard]] bool pipelined() const;
   [[nodiscard]] std::size_t fetch_limit() const;
   void learn_sizes(const Batch& batch);
   void start(InFlight& f);
-  void finish(InFlight& f);
+  void finish(InFlight& f, InFlight* behind = nullptr);
   void publish_in_waves(InFlight& f);
   void wait_for(std::span<const Delivery> out);
   void dead_letter(InFlight& f);

@@ -30,8 +30,7 @@ class PollMode final : public ModeDescription {
     c.order_column = o.order_by;
     c.session_timeout = o.session_timeout;
     // block policy sends in waves, one batch at a time: a second session would only hold a connection
-    // and a transactional publisher has one batch in flight at a time
-    c.pipeline = o.pipeline && o.on_poison != core::PoisonPolicy::kBlock && !o.transactions;
+    c.pipeline = o.pipeline && o.on_poison != core::PoisonPolicy::kBlock;
     return std::make_unique<pg::PollSource>(std::move(c), core::Router(o.layout()));
   }
 

@@ -508,7 +508,7 @@ TEST_CASE("batch-bytes: the fetch size follows the record sizes seen, within bat
 
 TEST_CASE(
     "transaction boundary: begin before sending, commit with the checkpoint before the source commits") {
-  PipelinedRig rig;  // the source would allow two batches in flight
+  PipelinedRig rig;  // the source allows two batches in flight
   auto& log = rig.log;
   rig.publisher.is_transactional = true;
   rig.source.batches.push_back(batch_of({"1", "2"}));
@@ -516,13 +516,32 @@ TEST_CASE(
   auto d = rig.make();
   CHECK(d.step() == StepResult::kPublished);
   CHECK(d.step() == StepResult::kPublished);
-  // One Kafka transaction at a time: no pipelining, each batch closed before the next is claimed.
-  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "kafka-commit 2",
-                                        "commit 1,2", "fetch 3 wait 1000", "begin", "send 3",
+  // One Kafka transaction at a time: the next batch is claimed while the first is published, sent in
+  // the next transaction once the first committed, while the source marks the first.
+  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "fetch 3 wait 0",
+                                        "kafka-commit 2", "begin", "send 3", "commit 1,2", "fetch - wait 0",
                                         "kafka-commit 1", "commit 3"});
   REQUIRE(rig.publisher.checkpoints.size() == 2);
   CHECK(rig.publisher.checkpoints[0].ids == std::vector<std::string>{"1", "2"});
+  CHECK(rig.publisher.checkpoints[1].ids == std::vector<std::string>{"3"});
   CHECK(rig.publisher.aborts == 0);
+}
+
+TEST_CASE(
+    "transaction boundary: poison aborts the transaction; the batch claimed behind it is claimed again") {
+  PipelinedRig rig;
+  auto& log = rig.log;
+  rig.publisher.is_transactional = true;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  rig.publisher.outcome["t:2"] = {DeliveryStatus::kPoison, "Broker: Message size too large", -1, -1};
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  // 1 was acknowledged inside the aborted transaction: it goes out again before 3, never after it.
+  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "fetch 3 wait 0", "abort",
+                                        "commit -", "abandon"});
+  CHECK(rig.source.commits[0].retriable == std::vector<std::string>{"1"});
+  CHECK(rig.publisher.sent.size() == 1);  // 3 never sent
 }
 
 TEST_CASE("transaction boundary: a record not acknowledged aborts the transaction and marks nothing") {
@@ -534,8 +553,8 @@ TEST_CASE("transaction boundary: a record not acknowledged aborts the transactio
     rig.publisher.outcome["t:2"] = {DeliveryStatus::kRetriable, "Local: Message timed out", -1, -1};
     auto d = rig.make();
     CHECK(d.step() == StepResult::kRetrying);
-    CHECK(log ==
-          std::vector<std::string>{"fetch 1,2,3 wait 1000", "begin", "send 1,2,3", "abort", "commit -"});
+    CHECK(log == std::vector<std::string>{"fetch 1,2,3 wait 1000", "begin", "send 1,2,3", "fetch - wait 0",
+                                          "abort", "commit -"});
     REQUIRE(rig.source.commits.size() == 1);
     CHECK(rig.source.commits[0].retriable == std::vector<std::string>{"1", "2", "3"});
     CHECK(rig.waiter.sleeps.size() == 1);
@@ -545,8 +564,8 @@ TEST_CASE("transaction boundary: a record not acknowledged aborts the transactio
     rig.publisher.outcome["t:2"] = {DeliveryStatus::kPoison, "Broker: Message size too large", -1, -1};
     auto d = rig.make();
     CHECK(d.step() == StepResult::kPublished);
-    CHECK(log ==
-          std::vector<std::string>{"fetch 1,2,3 wait 1000", "begin", "send 1,2,3", "abort", "commit -"});
+    CHECK(log == std::vector<std::string>{"fetch 1,2,3 wait 1000", "begin", "send 1,2,3", "fetch - wait 0",
+                                          "abort", "commit -"});
     REQUIRE(rig.source.commits.size() == 1);
     CHECK(rig.source.commits[0].poison == std::vector<std::string>{"2:Broker: Message size too large"});
     CHECK(rig.source.commits[0].retriable == std::vector<std::string>{"1", "3"});
