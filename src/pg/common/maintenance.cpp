@@ -36,9 +36,8 @@ std::unique_ptr<pqxx::connection> connect_side(const std::string& conninfo,
     n.exec("SET statement_timeout = " + std::to_string(statement_timeout.count()));
     return c;
   } catch (const pqxx::broken_connection& e) {
-    std::string why = e.what();
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    throw core::TransientError("could not connect to PostgreSQL (" + redact_conninfo(conninfo) + "): " + why);
+    throw_connect_error(conninfo, "could not connect to PostgreSQL (" + redact_conninfo(conninfo) + ")",
+                        e.what());
   }
 }
 

@@ -4,7 +4,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "pg/common/migrations_data.h"
+#include "pg/common/migrate.h"
 #include "pg/decode/text_codec.h"
 
 namespace outbox_relay::pg {
@@ -69,12 +69,7 @@ std::string insert_parked_sql(int param) {
          "::jsonb) AS x(id text, topic text, key text, payload text, headers jsonb, error text, source text)";
 }
 
-const std::string& parked_table_ddl() {
-  for (const auto& m : embedded_migrations()) {
-    if (m.name == kParkedMigration) return m.sql;
-  }
-  throw std::logic_error(std::string("migration ") + kParkedMigration + " is not compiled in");
-}
+const std::string& parked_table_ddl() { return migration_sql(kParkedMigration); }
 
 void ensure_parked_table(const TextQuery& query) {
   const auto r = query("SELECT to_regclass('outbox_relay_parked') IS NOT NULL", {});
