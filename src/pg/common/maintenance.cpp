@@ -141,6 +141,13 @@ ServerFacts server_facts(pqxx::connection& c, const std::string& table, const st
         n.exec_params("SELECT has_table_privilege($1::oid, 'INSERT')", parked[0][0].as<std::string>())[0][0]
             .as<bool>();
   }
+  const auto slots = n.exec("SELECT to_regclass('outbox_relay_slots')::oid");
+  if (!slots[0][0].is_null()) {
+    f.slots_table_exists = true;
+    f.can_write_slots = n.exec_params("SELECT has_table_privilege($1::oid, 'SELECT, INSERT, UPDATE')",
+                                      slots[0][0].as<std::string>())[0][0]
+                            .as<bool>();
+  }
   const auto s = n.exec_params("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", slot);
   if (!s.empty()) {
     f.slot_exists = true;
