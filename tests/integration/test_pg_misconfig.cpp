@@ -31,6 +31,23 @@ std::string least_privilege_url(const std::string& db_url, const std::string& ro
   return db_url.substr(0, scheme) + role + ":" + kPassword + db_url.substr(at);
 }
 
+struct Database {
+  std::string url;    // as postgres
+  std::string lp;     // as the least-privilege role
+  std::string topic;  // unique
+};
+
+// A migrated database named `slot`, its publication created by the superuser (it needs table ownership),
+// and the URL of a REPLICATION role with only migration 006's grants.
+Database wal_least_privilege_database(const std::string& slot) {
+  Database d;
+  d.url = fresh_database(slot);
+  d.topic = "itw.lp." + slot + "." + unique_suffix();
+  d.lp = least_privilege_url(d.url, "it_wal_lp", "REPLICATION");
+  sql(d.url, "CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert')");
+  return d;
+}
+
 struct Run {
   std::optional<int> rc;
   std::string output;
@@ -116,10 +133,7 @@ TEST_CASE(
 
 TEST_CASE("pg misconfig 2: WAL mode as the least-privilege role without outbox_relay_parked stops at start") {
   const std::string slot = "itw_lp_noparked";
-  const auto url = fresh_database(slot);
-  const auto topic = "itw.lp.noparked." + unique_suffix();
-  const auto lp = least_privilege_url(url, "it_wal_lp", "REPLICATION");
-  sql(url, "CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert')");
+  const auto [url, lp, topic] = wal_least_privilege_database(slot);
   sql(url, "DROP TABLE outbox_relay_parked");
   insert_events(url, topic, 3);
   sql(url,
@@ -134,10 +148,7 @@ TEST_CASE("pg misconfig 2: WAL mode as the least-privilege role without outbox_r
 
 TEST_CASE("pg misconfig 2: WAL mode as the least-privilege role records its slot and refuses a dropped one") {
   const std::string slot = "itw_lp_slot";
-  const auto url = fresh_database(slot);
-  const auto topic = "itw.lp.slot." + unique_suffix();
-  const auto lp = least_privilege_url(url, "it_wal_lp", "REPLICATION");
-  sql(url, "CREATE PUBLICATION outbox_relay_pub FOR TABLE outbox WITH (publish = 'insert')");
+  const auto [url, lp, topic] = wal_least_privilege_database(slot);
   const std::vector<std::string> args = {"--mode", "wal", "--slot", slot, "--exit-when-idle"};
   // outbox_relay_slots without the grant of migration 007: a start-up error naming the GRANT
   sql(url, "REVOKE INSERT ON outbox_relay_slots FROM outbox_relay");
