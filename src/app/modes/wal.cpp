@@ -63,9 +63,31 @@ class WalMode final : public ModeDescription {
 
   [[nodiscard]] bool reports_missing_slot() const override { return true; }
 
-  // WAL mode only reads the table.
+  // WAL mode only reads the table; it parks into outbox_relay_parked and records its slot in
+  // outbox_relay_slots (each created at start from sql/ where the role may create tables).
   void check_table(const Options& o, const pg::ServerFacts& f, std::vector<CheckLine>& lines) const override {
+    using L = CheckLine::Level;
     check_grants(o, f, {{"SELECT", "to read events"}}, lines);
+    if (!f.parked_table_exists || !f.slots_table_exists) {
+      add(lines, L::kWarn,
+          "outbox_relay_parked or outbox_relay_slots does not exist: run `outbox-relay migrate` (the relay "
+          "creates them at start only if role \"" +
+              f.user + "\" may create tables)");
+    }
+    if (f.parked_table_exists && !f.can_insert_parked) {
+      add(lines, L::kFail,
+          "role \"" + f.user +
+              "\" lacks INSERT on outbox_relay_parked (to park poison events): GRANT INSERT ON "
+              "outbox_relay_parked TO \"" +
+              f.user + "\"");
+    }
+    if (f.slots_table_exists && !f.can_write_slots) {
+      add(lines, L::kFail,
+          "role \"" + f.user +
+              "\" lacks SELECT, INSERT or UPDATE on outbox_relay_slots (to record its slot): "
+              "GRANT SELECT, INSERT, UPDATE ON outbox_relay_slots TO \"" +
+              f.user + "\"");
+    }
   }
 
   void check_server(const Options& o, const pg::ServerFacts& f,

@@ -3,20 +3,90 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <set>
 
 #include "core/errors.h"
 
 namespace outbox_relay::pg {
 
+namespace {
+
+using Options = std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)>;
+
+bool is_keyword(const std::string& word) {
+  static const std::set<std::string> keywords = [] {
+    std::set<std::string> out;
+    const Options defaults(PQconndefaults(), &PQconninfoFree);
+    for (auto* o = defaults.get(); o != nullptr && o->keyword != nullptr; ++o) out.insert(o->keyword);
+    return out;
+  }();
+  return keywords.count(word) > 0;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// Option values libpq refuses before it connects: no retry can fix them.
+bool names_invalid_option(const std::string& cause) {
+  for (const char* part :
+       {"invalid sslmode value", "invalid gssencmode value", "invalid channel_binding value",
+        "invalid target_session_attrs value", "invalid load_balance_hosts value", "invalid sslcertmode value",
+        "invalid require_auth", "invalid ssl_min_protocol_version", "invalid ssl_max_protocol_version",
+        "invalid integer value", "invalid port number", "could not match", "invalid connection option"}) {
+    if (cause.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string redact_quoted(const std::string& text) {
+  std::string out;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto open = text.find('"', pos);
+    const auto close = open == std::string::npos ? open : text.find('"', open + 1);
+    if (close == std::string::npos) return out + text.substr(pos);
+    const auto token = text.substr(open + 1, close - open - 1);
+    out += text.substr(pos, open + 1 - pos);
+    out += is_keyword(token) || token.size() <= 1 ? token : "***";
+    out += '"';
+    pos = close + 1;
+  }
+}
+
+std::string redact_secret(const std::string& text, const std::map<std::string, std::string>& params) {
+  const auto it = params.find("password");
+  if (it == params.end() || it->second.empty()) return text;
+  std::string out = text;
+  for (auto p = out.find(it->second); p != std::string::npos; p = out.find(it->second, p + 3)) {
+    out.replace(p, it->second.size(), "***");
+  }
+  return out;
+}
+
+void throw_connect_error(const std::map<std::string, std::string>& params, const std::string& what,
+                         const std::string& cause) {
+  const auto why = redact_secret(trimmed(cause), params);
+  if (names_invalid_option(why)) throw core::ConfigError(what + ": " + why);
+  throw core::TransientError(what + ": " + why);
+}
+
+void throw_connect_error(const std::string& conninfo, const std::string& what, const std::string& cause) {
+  throw_connect_error(parse_conninfo(conninfo), what, cause);
+}
+
 std::map<std::string, std::string> parse_conninfo(const std::string& conninfo) {
   char* err = nullptr;
-  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> opts(PQconninfoParse(conninfo.c_str(), &err),
-                                                                    &PQconninfoFree);
+  Options opts(PQconninfoParse(conninfo.c_str(), &err), &PQconninfoFree);
   if (!opts) {
-    std::string why = err != nullptr ? err : "out of memory";
+    // libpq quotes the part it could not parse, which may be the password ("invalid percent-encoded
+    // token: \"<password>\""): only connection keywords are kept.
+    const std::string why = trimmed(err != nullptr ? err : "out of memory");
     PQfreemem(err);
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    throw core::ConfigError("invalid connection string: " + why);
+    throw core::ConfigError("invalid connection string: " + redact_quoted(why));
   }
   std::map<std::string, std::string> out;
   for (auto* o = opts.get(); o->keyword != nullptr; ++o) {

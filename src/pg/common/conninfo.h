@@ -8,7 +8,8 @@
 namespace outbox_relay::pg {
 
 // Parsed non-empty parameters. Throws core::ConfigError("invalid connection string: ...") naming the
-// problem but never echoing the string itself (it may hold a password).
+// problem but never echoing the string itself (it may hold a password): of the parts libpq's message
+// quotes, only connection keywords are kept (redact_quoted).
 std::map<std::string, std::string> parse_conninfo(const std::string& conninfo);
 
 // key=value form of `params`, values quoted as libpq requires.
@@ -20,6 +21,22 @@ std::string with_defaults(const std::string& conninfo, const std::map<std::strin
 // `conninfo` with its password replaced by `password` (from --db-password-file), in key=value form.
 // Throws core::ConfigError like parse_conninfo.
 std::string with_password(const std::string& conninfo, const std::string& password);
+
+// `text` with every double-quoted part that is not a libpq connection keyword (nor one character)
+// replaced by ***: for libpq's messages about a string it could not parse.
+std::string redact_quoted(const std::string& text);
+
+// `text` with every occurrence of the password in `params` replaced by ***.
+std::string redact_secret(const std::string& text, const std::map<std::string, std::string>& params);
+
+// A failed connection attempt: throws core::ConfigError when libpq refused the parameters themselves
+// (an invalid sslmode value, port number, ...: no retry can fix them), core::TransientError otherwise;
+// "<what>: <cause>", the password removed from libpq's `cause`. The string form throws ConfigError
+// like parse_conninfo when `conninfo` does not parse.
+[[noreturn]] void throw_connect_error(const std::map<std::string, std::string>& params,
+                                      const std::string& what, const std::string& cause);
+[[noreturn]] void throw_connect_error(const std::string& conninfo, const std::string& what,
+                                      const std::string& cause);
 
 // For logs and errors: host, port, dbname and user only; never the password. Does not throw.
 std::string redact_conninfo(const std::string& conninfo);

@@ -44,7 +44,7 @@ std::string sqlstate(const PGresult* r) {
 PgConn connect_libpq(const std::map<std::string, std::string>& params, const std::string& what) {
   PgConn c(PQconnectdb(build_conninfo(params).c_str()));
   if (!c || PQstatus(c.get()) != CONNECTION_OK)
-    throw core::TransientError(what + ": " + (c ? conn_error(c.get()) : std::string("out of memory")));
+    throw_connect_error(params, what, c ? conn_error(c.get()) : std::string("out of memory"));
   return c;
 }
 

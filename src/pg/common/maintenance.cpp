@@ -36,9 +36,8 @@ std::unique_ptr<pqxx::connection> connect_side(const std::string& conninfo,
     n.exec("SET statement_timeout = " + std::to_string(statement_timeout.count()));
     return c;
   } catch (const pqxx::broken_connection& e) {
-    std::string why = e.what();
-    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
-    throw core::TransientError("could not connect to PostgreSQL (" + redact_conninfo(conninfo) + "): " + why);
+    throw_connect_error(conninfo, "could not connect to PostgreSQL (" + redact_conninfo(conninfo) + ")",
+                        e.what());
   }
 }
 
@@ -141,6 +140,13 @@ ServerFacts server_facts(pqxx::connection& c, const std::string& table, const st
     f.can_insert_parked =
         n.exec_params("SELECT has_table_privilege($1::oid, 'INSERT')", parked[0][0].as<std::string>())[0][0]
             .as<bool>();
+  }
+  const auto slots = n.exec("SELECT to_regclass('outbox_relay_slots')::oid");
+  if (!slots[0][0].is_null()) {
+    f.slots_table_exists = true;
+    f.can_write_slots = n.exec_params("SELECT has_table_privilege($1::oid, 'SELECT, INSERT, UPDATE')",
+                                      slots[0][0].as<std::string>())[0][0]
+                            .as<bool>();
   }
   const auto s = n.exec_params("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", slot);
   if (!s.empty()) {

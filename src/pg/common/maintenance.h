@@ -65,6 +65,8 @@ struct ServerFacts {
   bool can_delete = false;
   bool parked_table_exists = false;
   bool can_insert_parked = false;
+  bool slots_table_exists = false;  // outbox_relay_slots (WAL mode records its slots there)
+  bool can_write_slots = false;     // SELECT, INSERT and UPDATE on it
   bool slot_exists = false;
   std::string slot_plugin;
   bool publication_exists = false;

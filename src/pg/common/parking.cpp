@@ -4,7 +4,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "pg/common/migrations_data.h"
+#include "pg/common/migrate.h"
 #include "pg/decode/text_codec.h"
 
 namespace outbox_relay::pg {
@@ -40,7 +40,8 @@ std::string parked_rows_json(const core::Batch& batch, const core::Settlement& s
                       {"payload", text_value(m.value)},
                       {"headers", std::move(headers)},
                       {"error", text_value(p.reason)},
-                      {"source", source}});
+                      {"source", source},
+                      {"rejected", false}});
       continue;
     }
     const auto& r = batch.rejected[p.index].row;
@@ -57,24 +58,24 @@ std::string parked_rows_json(const core::Batch& batch, const core::Settlement& s
                     {"payload", text_value(col(layout.value_column))},
                     {"headers", std::move(columns)},
                     {"error", text_value(p.reason)},
-                    {"source", source}});
+                    {"source", source},
+                    {"rejected", true}});
   }
   return rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string insert_parked_sql(int param) {
+std::string insert_parked_sql(int param, const std::string& deleted) {
+  const std::string headers =
+      deleted.empty() ? "x.headers" : "CASE WHEN x.rejected THEN d.row || x.headers ELSE x.headers END";
   return "INSERT INTO outbox_relay_parked (id, topic, key, payload, headers, error, source) "
-         "SELECT x.id, x.topic, x.key, x.payload, x.headers, x.error, x.source FROM jsonb_to_recordset($" +
-         std::to_string(param) +
-         "::jsonb) AS x(id text, topic text, key text, payload text, headers jsonb, error text, source text)";
+         "SELECT x.id, x.topic, x.key, x.payload, " +
+         headers + ", x.error, x.source FROM jsonb_to_recordset($" + std::to_string(param) +
+         "::jsonb) AS x(id text, topic text, key text, payload text, headers jsonb, error text, source text, "
+         "rejected boolean)" +
+         (deleted.empty() ? "" : " JOIN " + deleted + " AS d ON d.id = x.id");
 }
 
-const std::string& parked_table_ddl() {
-  for (const auto& m : embedded_migrations()) {
-    if (m.name == kParkedMigration) return m.sql;
-  }
-  throw std::logic_error(std::string("migration ") + kParkedMigration + " is not compiled in");
-}
+const std::string& parked_table_ddl() { return migration_sql(kParkedMigration); }
 
 void ensure_parked_table(const TextQuery& query) {
   const auto r = query("SELECT to_regclass('outbox_relay_parked') IS NOT NULL", {});

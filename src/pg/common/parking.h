@@ -25,9 +25,11 @@ namespace outbox_relay::pg {
 [[nodiscard]] std::string parked_rows_json(const core::Batch& batch, const core::Settlement& settlement,
                                            const core::Layout& layout, const std::string& source);
 
-// INSERT INTO outbox_relay_parked ... SELECT ... FROM jsonb_to_recordset($<param>::jsonb) AS x(id, ...):
-// a caller may append a WHERE on x.id.
-[[nodiscard]] std::string insert_parked_sql(int param);
+// INSERT INTO outbox_relay_parked ... SELECT ... FROM jsonb_to_recordset($<param>::jsonb) AS x(id, ...).
+// With `deleted`, the name of a relation of (id text, row jsonb) holding the rows just deleted from the
+// outbox (poll mode): only the events found there are parked, and a rejected row's headers get every
+// column of its deleted row, the ones the relay does not read included (the text forms it read win).
+[[nodiscard]] std::string insert_parked_sql(int param, const std::string& deleted = "");
 
 // The text of migration 003_parked.sql as compiled in (std::logic_error if it is not).
 [[nodiscard]] const std::string& parked_table_ddl();

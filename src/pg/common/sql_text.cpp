@@ -20,10 +20,37 @@ std::string quote_ident(std::string_view name) { return quoted(name, '"'); }
 
 std::string quote_literal(std::string_view text) { return quoted(text, '\''); }
 
+std::vector<std::string> split_qualified(std::string_view name) {
+  std::vector<std::string> parts(1);
+  bool quoted_part = false;  // within "...": a dot is part of the name, "" is one "
+  bool was_quoted = false;   // the current part began with a quote
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    if (quoted_part) {
+      if (c != '"') {
+        parts.back() += c;
+      } else if (i + 1 < name.size() && name[i + 1] == '"') {
+        parts.back() += '"';
+        ++i;
+      } else {
+        quoted_part = false;
+      }
+    } else if (c == '"' && parts.back().empty() && !was_quoted) {
+      quoted_part = was_quoted = true;
+    } else if (c == '.' && parts.size() == 1) {
+      parts.emplace_back();
+      was_quoted = false;
+    } else {
+      parts.back() += c;
+    }
+  }
+  return parts;
+}
+
 std::string quote_qualified(std::string_view name) {
-  const auto dot = name.find('.');
-  if (dot == std::string_view::npos) return quote_ident(name);
-  return quote_ident(name.substr(0, dot)) + "." + quote_ident(name.substr(dot + 1));
+  std::string out;
+  for (const auto& part : split_qualified(name)) out += (out.empty() ? "" : ".") + quote_ident(part);
+  return out;
 }
 
 std::string array_literal(const std::vector<std::string>& items) {

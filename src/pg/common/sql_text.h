@@ -16,7 +16,12 @@ std::string quote_ident(std::string_view name);
 // A string literal, inner ' doubled: it's -> 'it''s'.
 std::string quote_literal(std::string_view text);
 
-// `schema.table` or `table` as the operator wrote it (split at the first dot), each part quoted.
+// The parts of `schema.table` or `table` as the operator wrote it: split at the first dot outside double
+// quotes; a part written in double quotes is taken without them ("" inside is one "), any other as
+// written (no case folding: --table Outbox names "Outbox").
+std::vector<std::string> split_qualified(std::string_view name);
+
+// split_qualified(name), each part quoted: outbox -> "outbox", "my.schema".outbox -> "my.schema"."outbox".
 std::string quote_qualified(std::string_view name);
 
 // A PostgreSQL array literal of the given elements, each double-quoted ({"1","2"}), for `= ANY($1)`.

@@ -68,8 +68,8 @@ ClaimStatements claim_statements(const core::Layout& layout, const TableShape& t
              " = $1::" + id_type;
   } else {
     // Only rows still in the table are parked: one deleted meanwhile (by an operator) is not parked twice.
-    s.park = "WITH gone AS (DELETE FROM " + quoted_table + " WHERE " + ids + " RETURNING " + id +
-             "::text AS id) " + insert_parked_sql(2) + " WHERE x.id IN (SELECT gone.id FROM gone)";
+    s.park = "WITH gone AS (DELETE FROM " + quoted_table + " AS o WHERE " + ids + " RETURNING o." + id +
+             "::text AS id, to_jsonb(o) AS row) " + insert_parked_sql(2, "gone");
   }
   return s;
 }

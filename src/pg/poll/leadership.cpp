@@ -6,9 +6,9 @@
 
 namespace outbox_relay::pg {
 
-std::string lead_lock_key(const PollSourceConfig& cfg, std::size_t session) {
-  const auto base = "outbox-relay:" + cfg.table + ":" + std::to_string(cfg.shard_index) + "/" +
-                    std::to_string(cfg.shard_count);
+std::string lead_lock_key(const std::string& table, const PollSourceConfig& cfg, std::size_t session) {
+  const auto base =
+      "outbox-relay:" + table + ":" + std::to_string(cfg.shard_index) + "/" + std::to_string(cfg.shard_count);
   return session == 0 ? base : base + ":session" + std::to_string(session);
 }
 

@@ -16,8 +16,11 @@ class connection_base;
 
 namespace outbox_relay::pg {
 
-// The advisory lock key text of `session` (0, 1, ...) for this table and shard.
-[[nodiscard]] std::string lead_lock_key(const PollSourceConfig& cfg, std::size_t session);
+// The advisory lock key text of `session` (0, 1, ...) for this table and shard. `table` is the table's
+// identity as the catalog resolves it (schema.name), not --table as written: relays naming one table
+// differently ("outbox", "public.outbox") must contend for one lead.
+[[nodiscard]] std::string lead_lock_key(const std::string& table, const PollSourceConfig& cfg,
+                                        std::size_t session);
 
 // pg_try_advisory_lock on `key` (hashed) in its own statement. Throws pqxx errors.
 [[nodiscard]] bool try_lead_lock(pqxx::connection_base& c, const std::string& key);

@@ -12,6 +12,7 @@
 #include "pg/common/catalog.h"
 #include "pg/common/conninfo.h"
 #include "pg/common/parking.h"
+#include "pg/common/preflight.h"
 #include "pg/common/session.h"
 #include "pg/common/sql_text.h"
 #include "pg/decode/text_codec.h"
@@ -144,7 +145,8 @@ void PollSource::open() {
     listener_ = std::make_unique<Listener>(*sessions_[0].conn, config_.notify_channel, notified_);
   } catch (const pqxx::broken_connection& e) {
     close();
-    rethrow_as_transient("could not connect to " + redact_conninfo(config_.conninfo), e);
+    throw_connect_error(config_.conninfo, "could not connect to " + redact_conninfo(config_.conninfo),
+                        e.what());
   } catch (const pqxx::sql_error& e) {
     close();
     if (e.sqlstate().rfind("08", 0) == 0 || e.sqlstate().rfind("57P", 0) == 0) {
@@ -157,11 +159,9 @@ void PollSource::open() {
 
 void PollSource::inspect_table(Session& s) {
   pqxx::nontransaction n(*s.conn);
-  const auto table = describe_table(pqxx_query(n), config_.table);
-  if (!table) {
-    throw core::ConfigError("table \"" + config_.table +
-                            "\" does not exist (create it with `outbox-relay migrate` or set --table)");
-  }
+  const auto query = pqxx_query(n);
+  const auto table = describe_table(query, config_.table);
+  if (!table) throw core::ConfigError(missing_table_message(query, config_.table));
   const auto& layout = router_.layout();
   for (const auto& col : layout.required_columns()) {
     if (!table->has(col)) {
@@ -182,8 +182,29 @@ void PollSource::inspect_table(Session& s) {
   if (config_.on_sent == OnSent::kMark && !table->has("sent_at")) {
     throw core::ConfigError("--on-sent=mark needs a \"sent_at\" column in table \"" + config_.table + "\"");
   }
+  if (const auto problem = column_type_problem(*table, layout, true)) throw core::ConfigError(*problem);
   value_is_bytea_ = table->type_of(layout.value_column) == "bytea";
   statements_ = claim_statements(layout, *table, config_);
+  // The lead is the table's, however --table names it (outbox, public.outbox, "public"."outbox").
+  table_identity_ = table->schema + "." + table->name;
+  check_privileges(query, *table);
+  inspected_ = true;
+}
+
+// What claiming, marking and parking need. A role without them would publish every batch and fail to
+// commit it, again and again: at start that is the operator's to fix (ConfigError); a privilege revoked
+// while the relay runs fails each reconnect (TransientError, backing off) until it is granted again.
+void PollSource::check_privileges(const TextQuery& query, const TableShape& table) {
+  std::vector<Privilege> needed = {{"SELECT", "to read events"},
+                                   {"UPDATE", "to claim rows with SELECT ... FOR UPDATE"}};
+  if (config_.on_sent == OnSent::kDelete) needed.push_back({"DELETE", "for --on-sent=delete"});
+  if (!statements_.failed_columns)
+    needed.push_back({"DELETE", "to move poison events to outbox_relay_parked"});
+  auto problem = privilege_problem(query, table, needed);
+  if (!problem && !statements_.failed_columns) problem = parked_table_problem(query);
+  if (!problem) return;
+  if (!inspected_) throw core::ConfigError(*problem);
+  throw core::TransientError(*problem);
 }
 
 // Waits for a NOTIFY on the channel, a wake(), or `wait`, whichever comes first.
@@ -223,7 +244,7 @@ bool PollSource::try_lead() {
     auto& s = sessions_[i];
     if (s.locked) continue;
     s.used = std::chrono::steady_clock::now();
-    s.locked = try_lead_lock(*s.conn, lead_lock_key(config_, i));
+    s.locked = try_lead_lock(*s.conn, lead_lock_key(table_identity_, config_, i));
     if (!s.locked) break;
   }
   leader_ = std::all_of(sessions_.begin(), sessions_.end(), [](const Session& s) { return s.locked; });

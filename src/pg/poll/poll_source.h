@@ -50,6 +50,7 @@ class PollSource final : public core::OutboxSource {
   void keep_alive(Session& s);
   void connect(Session& s);
   void inspect_table(Session& s);
+  void check_privileges(const TextQuery& query, const TableShape& table);
   void wait_for_notification(std::chrono::milliseconds wait);
   bool try_lead();
   void park(Session& s, const core::Batch& batch, const core::Settlement& settlement);
@@ -61,6 +62,8 @@ class PollSource final : public core::OutboxSource {
   ClaimStatements statements_;
   bool value_is_bytea_ = false;
   bool parked_table_ready_ = false;
+  bool inspected_ = false;      // the table passed every check once: later failures may pass
+  std::string table_identity_;  // schema.name as the catalog has it
   bool caught_up_ = false;
   bool notified_ = false;
   bool leader_ = false;

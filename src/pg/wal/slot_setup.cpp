@@ -8,6 +8,7 @@
 
 #include "core/errors.h"
 #include "pg/common/libpq_exec.h"
+#include "pg/common/preflight.h"
 #include "pg/common/sql_text.h"
 #include "pg/decode/lsn.h"
 
@@ -60,18 +61,16 @@ void check_server(PGconn* meta, const WalSourceConfig& cfg, bool& warned_keep_si
 }
 
 TableShape resolve_table(PGconn* meta, const WalSourceConfig& cfg, const core::Layout& layout) {
-  const auto shape = describe_table(
-      libpq_query(meta, cfg.command_timeout, "could not look up table \"" + cfg.table + "\""), cfg.table);
-  if (!shape) {
-    throw core::ConfigError("table \"" + cfg.table +
-                            "\" does not exist (run `outbox-relay migrate` or set --table)");
-  }
+  const auto query = libpq_query(meta, cfg.command_timeout, "could not look up table \"" + cfg.table + "\"");
+  const auto shape = describe_table(query, cfg.table);
+  if (!shape) throw core::ConfigError(missing_table_message(query, cfg.table));
   for (const auto& want : layout.required_columns()) {
     if (!shape->has(want)) {
       throw core::FatalError("table \"" + shape->schema + "." + shape->name + "\" has no column \"" + want +
                              "\" required by the \"" + layout.name + "\" layout");
     }
   }
+  if (const auto problem = column_type_problem(*shape, layout, false)) throw core::ConfigError(*problem);
   if (shape->relkind == "p") {
     spdlog::warn("table \"{}.{}\" is partitioned: its publication must publish via the partition root",
                  shape->schema, shape->name);
@@ -162,13 +161,17 @@ SlotInfo inspect_slot(PGconn* meta, const WalSourceConfig& cfg, int own_walsende
   }
 }
 
+void check_relay_tables(PGconn* meta, const WalSourceConfig& cfg) {
+  const auto query = libpq_query(meta, cfg.command_timeout, "could not check the relay's tables");
+  auto problem = parked_table_problem(query);
+  if (!problem) problem = slots_table_problem(query);
+  if (problem) throw core::ConfigError(*problem);
+}
+
 void refuse_if_slot_was_dropped(PGconn* meta, const WalSourceConfig& cfg) {
-  const auto r =
-      exec(meta,
-           "SELECT s.created_lsn FROM outbox_relay_slots s WHERE to_regclass('outbox_relay_slots') IS "
-           "NOT NULL AND s.slot_name = $1",
-           {cfg.slot}, cfg.command_timeout, "could not read outbox_relay_slots");
-  if (!ok(r)) return;  // no such table yet: this relay never created a slot in this database
+  const auto r = exec(meta, "SELECT s.created_lsn FROM outbox_relay_slots s WHERE s.slot_name = $1",
+                      {cfg.slot}, cfg.command_timeout, "could not read outbox_relay_slots");
+  if (!ok(r)) throw_query_error(r, "could not read outbox_relay_slots");
   if (const auto lsn = field(r, 0, 0)) {
     throw core::FatalError(
         "replication slot \"" + cfg.slot + "\" (created by the relay at " + *lsn +
@@ -207,21 +210,13 @@ void create_slot(PGconn* repl, const WalSourceConfig& cfg) {
 }
 
 void remember_slot(PGconn* meta, const WalSourceConfig& cfg, uint64_t created_lsn) {
+  const std::string what = "could not record slot \"" + cfg.slot + "\" in outbox_relay_slots";
   const auto r =
       exec(meta,
-           "CREATE TABLE IF NOT EXISTS outbox_relay_slots (slot_name text PRIMARY KEY, created_lsn text "
-           "NOT NULL, created_at timestamptz NOT NULL DEFAULT now()); "
-           "INSERT INTO outbox_relay_slots (slot_name, created_lsn) VALUES (" +
-               quote_literal(cfg.slot) + ", " + quote_literal(format_lsn(created_lsn)) +
-               ") ON CONFLICT (slot_name) DO UPDATE SET created_lsn = EXCLUDED.created_lsn, "
-               "created_at = now()",
-           {}, cfg.command_timeout, "could not record the slot in outbox_relay_slots");
-  if (!ok(r)) {
-    spdlog::warn(
-        "could not record slot \"{}\" in outbox_relay_slots (a later drop of the slot would go unnoticed "
-        "after a restart): {}",
-        cfg.slot, result_error(r.get()));
-  }
+           "INSERT INTO outbox_relay_slots (slot_name, created_lsn) VALUES ($1, $2) "
+           "ON CONFLICT (slot_name) DO UPDATE SET created_lsn = EXCLUDED.created_lsn, created_at = now()",
+           {cfg.slot, format_lsn(created_lsn)}, cfg.command_timeout, what);
+  if (!ok(r)) throw_query_error(r, what);
 }
 
 uint64_t current_wal_lsn(PGconn* meta, const WalSourceConfig& cfg) {

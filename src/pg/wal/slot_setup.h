@@ -36,6 +36,12 @@ struct SlotInfo {
 // held by our own walsender of before a reconnect (`own_walsender_pid`), waits up to 5 s for it to go.
 SlotInfo inspect_slot(PGconn* meta, const WalSourceConfig& cfg, int own_walsender_pid);
 
+// outbox_relay_parked (poison events) and outbox_relay_slots (below) exist, created from their
+// migrations where the role may, with the privileges WAL mode needs; ConfigError naming the GRANT or
+// `outbox-relay migrate` otherwise. Without them the first poison event would stop the relay, and a
+// dropped slot would be re-created at "now" unnoticed.
+void check_relay_tables(PGconn* meta, const WalSourceConfig& cfg);
+
 // A slot this relay created is recorded in outbox_relay_slots, so that a slot dropped while the relay
 // was down (or across a supervisor restart) is noticed instead of silently re-created at "now", which
 // would skip every event committed in between. FatalError when the slot is recorded there.
@@ -44,7 +50,7 @@ void refuse_if_slot_was_dropped(PGconn* meta, const WalSourceConfig& cfg);
 // CREATE_REPLICATION_SLOT on the replication connection (a slot another relay created just now is fine).
 void create_slot(PGconn* repl, const WalSourceConfig& cfg);
 
-// Records the slot (created at `created_lsn`) in outbox_relay_slots; a warning when that fails.
+// Records the slot (created at `created_lsn`) in outbox_relay_slots (check_relay_tables made sure it can).
 void remember_slot(PGconn* meta, const WalSourceConfig& cfg, uint64_t created_lsn);
 
 // pg_current_wal_lsn().

@@ -59,6 +59,7 @@ void WalSource::open() {
     connect_meta();
     check_server(meta_.get(), cfg_, warned_keep_size_);
     table_ = resolve_table(meta_.get(), cfg_, router_.layout());
+    check_relay_tables(meta_.get(), cfg_);
     make_assembler();
     ensure_publication(meta_.get(), cfg_, table_);
     auto slot = inspect_slot(meta_.get(), cfg_, stream_->backend_pid());

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "parse_options.h"
 
 #include "app/commands/commands.h"
@@ -25,6 +27,7 @@ pg::ServerFacts good_facts() {
                "topic", "created_at",     "sent_at",      "failed_at",  "error",   "attempts"};
   f.can_select = f.can_update = f.can_delete = true;
   f.parked_table_exists = f.can_insert_parked = true;
+  f.slots_table_exists = f.can_write_slots = true;
   f.slot_exists = true;
   f.slot_plugin = "pgoutput";
   f.publication_exists = f.publication_has_table = true;
@@ -93,6 +96,24 @@ TEST_CASE("check: grants the mode needs") {
   f = good_facts();
   f.can_select = false;
   CHECK(failure_text(app::evaluate_server(options(), f)).find("lacks SELECT") != std::string::npos);
+}
+
+TEST_CASE("check: WAL mode needs INSERT on outbox_relay_parked and to write outbox_relay_slots") {
+  auto f = good_facts();
+  f.can_insert_parked = false;
+  CHECK(failure_text(app::evaluate_server(options({"--mode", "wal"}), f))
+            .find("GRANT INSERT ON outbox_relay_parked TO \"relay\"") != std::string::npos);
+  f = good_facts();
+  f.can_write_slots = false;
+  CHECK(failure_text(app::evaluate_server(options({"--mode", "wal"}), f))
+            .find("GRANT SELECT, INSERT, UPDATE ON outbox_relay_slots") != std::string::npos);
+  f = good_facts();
+  f.slots_table_exists = false;  // the relay may create it: a warning
+  const auto lines = app::evaluate_server(options({"--mode", "wal"}), f);
+  CHECK(failures(lines) == 0);
+  CHECK(std::any_of(lines.begin(), lines.end(), [](const app::CheckLine& l) {
+    return l.text.find("run `outbox-relay migrate`") != std::string::npos;
+  }));
 }
 
 TEST_CASE("check: a table without failed_at parks into outbox_relay_parked") {

@@ -81,15 +81,15 @@ TEST_CASE("claim sql: with failed_at and error, poison rows are marked failed an
 TEST_CASE(
     "claim sql: without failed columns, parking moves the rows still in the table to outbox_relay_parked") {
   const auto s = pg::claim_statements(Layout::default_layout(), outbox_table(), {});
-  CHECK(
-      s.park ==
-      "WITH gone AS (DELETE FROM \"public\".\"outbox\" WHERE \"id\" = ANY($1::bigint[]) RETURNING "
-      "\"id\"::text AS id) INSERT INTO outbox_relay_parked (id, topic, key, payload, headers, error, source) "
-      "SELECT x.id, x.topic, x.key, x.payload, x.headers, x.error, x.source FROM "
-      "jsonb_to_recordset($2::jsonb) "
-      "AS x(id text, topic text, key text, payload text, headers jsonb, error text, source text) WHERE x.id "
-      "IN "
-      "(SELECT gone.id FROM gone)");
+  CHECK(s.park ==
+        "WITH gone AS (DELETE FROM \"public\".\"outbox\" AS o WHERE \"id\" = ANY($1::bigint[]) RETURNING "
+        "o.\"id\"::text AS id, to_jsonb(o) AS row) INSERT INTO outbox_relay_parked (id, topic, key, payload, "
+        "headers, error, source) SELECT x.id, x.topic, x.key, x.payload, CASE WHEN x.rejected THEN d.row || "
+        "x.headers ELSE x.headers END, x.error, x.source FROM jsonb_to_recordset($2::jsonb) AS x(id text, "
+        "topic "
+        "text, key text, payload text, headers jsonb, error text, source text, rejected boolean) JOIN gone "
+        "AS d "
+        "ON d.id = x.id");
 }
 
 TEST_CASE("claim sql: shards take the keys whose hash falls on them") {

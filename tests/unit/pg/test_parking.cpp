@@ -59,6 +59,7 @@ TEST_CASE("parking: a poison message keeps its record; bytes that are not text a
   CHECK(row["headers"] == nlohmann::json({{"id", "7"}, {"event_type", "created"}}));
   CHECK(row["error"] == "message too large");
   CHECK(row["source"] == "table outbox");
+  CHECK(row["rejected"] == false);
 }
 
 TEST_CASE("parking: a rejected row keeps every column (in headers), and its key, topic and payload") {
@@ -73,6 +74,7 @@ TEST_CASE("parking: a rejected row keeps every column (in headers), and its key,
   CHECK(row["headers"].size() == 6);
   CHECK(row["error"] == "headers must be a JSON object");
   CHECK(row["source"] == "wal slot s");
+  CHECK(row["rejected"] == true);  // poll mode adds the columns it did not read (insert_parked_sql)
 }
 
 TEST_CASE("parking: the table's DDL is migration 003's text, run only where the table is missing") {

@@ -28,6 +28,12 @@ TEST_CASE("sql text: a qualified name is split at the first dot, each part quote
   CHECK(pg::quote_qualified("app.outbox") == "\"app\".\"outbox\"");
   CHECK(pg::quote_qualified("app.out.box") == "\"app\".\"out.box\"");
   CHECK(pg::quote_qualified("a\"b.c") == "\"a\"\"b\".\"c\"");
+  // a part written in double quotes is taken without them (a dot inside is part of the name)
+  CHECK(pg::quote_qualified("\"public\".\"outbox\"") == "\"public\".\"outbox\"");
+  CHECK(pg::quote_qualified("\"my.app\".outbox") == "\"my.app\".\"outbox\"");
+  CHECK(pg::quote_qualified("\"Out\"\"box\"") == "\"Out\"\"box\"");
+  CHECK(pg::split_qualified("OUTBOX") == std::vector<std::string>{"OUTBOX"});
+  CHECK(pg::split_qualified("\"app\".\"a.b\"") == std::vector<std::string>{"app", "a.b"});
 }
 
 TEST_CASE("sql text: array literals quote every element and escape quotes and backslashes") {
