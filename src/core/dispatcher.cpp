@@ -43,6 +43,7 @@ bool Dispatcher::pipelined() const {
 
 StepResult Dispatcher::step() {
   std::optional<InFlight> next;
+  bool sent_any = false;  // some batch was sent in this step or is in flight from the step before
   try {
     if (!open_) {
       source_.open();
@@ -60,12 +61,15 @@ StepResult Dispatcher::step() {
         // claims anything.
         if (!recovered_ && source_.leader()) recover();
         if (recovered_) refresh_idle_checkpoint();
-        on_success();
+        // Idle proves the connection, not that a batch can be committed: after a batch failed, only a
+        // committed batch ends the backoff (a commit that keeps failing must not re-send at once).
+        if (!batch_failed_) on_success();
         return StepResult::kIdle;
       }
       ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}, false});
     }
     if (!ahead_->sending) start(*ahead_);
+    sent_any = true;
     if (pipelined() && !stop_.load()) {
       // The next batch is claimed and sent while this one waits for its acknowledgements. Kafka keeps
       // one partition's records in send order (idempotent producer), so per-key order holds.
@@ -89,6 +93,7 @@ StepResult Dispatcher::step() {
     // checkpoint is read back and applied again before the next claim.
     recovered_ = !publisher_.transactional();
     metrics_.source_connected.store(false);
+    batch_failed_ = batch_failed_ || sent_any;
     on_transient(e.what());
     return StepResult::kRetrying;
   } catch (...) {
@@ -104,6 +109,7 @@ StepResult Dispatcher::step() {
     ahead_.reset();
   }
   if (done.settlement.failed) {
+    batch_failed_ = true;
     // The events after a failed one go out again with it, in order: the batch sent behind it is
     // recalled too (what of it reached Kafka is sent again, with the same ids).
     if (ahead_) {
@@ -116,6 +122,7 @@ StepResult Dispatcher::step() {
                                                   : done.settlement.failure));
     return StepResult::kRetrying;
   }
+  batch_failed_ = false;
   on_success();
   return StepResult::kPublished;
 }

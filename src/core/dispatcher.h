@@ -123,6 +123,7 @@ class Dispatcher {
   bool last_fetch_empty_ = false;
   std::optional<InFlight> ahead_;  // sent by the step before, committed by the next step
   double bytes_per_event_ = 0;     // running average of the records fetched (0: none seen yet)
+  bool batch_failed_ = false;      // the last batch failed; only a committed one resets the backoff
   bool recovered_ = false;         // Publisher::recover() applied since the source was opened
   Checkpoint last_checkpoint_;     // the last one committed in Kafka (exactly-once)
   bool published_any_ = false;     // some event reached Kafka since start (see refuse_misconfiguration)

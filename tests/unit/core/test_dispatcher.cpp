@@ -631,3 +631,28 @@ TEST_CASE(
     }
   }
 }
+
+TEST_CASE("a commit that keeps failing backs off further; an idle round in between does not reset it") {
+  Rig rig;
+  struct FailingCommit : FakeSource {
+    int fails = 2;
+    void commit(const Batch& b, const Settlement& st) override {
+      if (fails-- > 0) throw TransientError("permission denied for table outbox");
+      FakeSource::commit(b, st);
+    }
+  };
+  FailingCommit source;
+  Dispatcher d(source, rig.publisher, rig.waiter, rig.metrics, rig.config, rig.stop);
+  for (int i = 0; i < 3; ++i) {
+    source.batches.push_back(batch_of({"1"}));
+    source.batches.push_back(Batch{});  // the lead-taking (or idle) fetch after a reconnect
+  }
+  CHECK(d.step() == StepResult::kRetrying);  // 100 ms
+  CHECK(d.step() == StepResult::kIdle);
+  CHECK(d.step() == StepResult::kRetrying);  // 200 ms: not reset by the idle round
+  CHECK(d.step() == StepResult::kIdle);
+  CHECK(d.step() == StepResult::kPublished);
+  REQUIRE(rig.waiter.sleeps.size() == 2);
+  CHECK(rig.waiter.sleeps[1] > rig.waiter.sleeps[0]);
+  CHECK(d.healthy());
+}
