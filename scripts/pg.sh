@@ -7,6 +7,8 @@
 #                                  (sync_replication_slots) and synchronized_standby_slots = 'node2' on
 #                                  the primary. sync: synchronous_standby_names = 'node2'. Prints the
 #                                  multi-host URL (target_session_attrs=read-write).
+#   pg.sh unpair                   node 1 alone again (it must be the primary): node 2 removed, its slot
+#                                  dropped, synchronized_standby_slots and synchronous_standby_names reset
 #   pg.sh multi-url                that URL;  pg.sh node I start|stop|kill|promote|status|url|psql [args]
 #   pg.sh node I follow J [sync|async]   re-seed node I as a streaming standby of node J (its data is
 #                                  replaced by a pg_basebackup of J; J gets slot "nodeI" and, on 17+,
@@ -135,12 +137,14 @@ stop_node() {  # stop_node I [fast|immediate]
 
 psql_node() { local i=$1; shift; PGPASSWORD=postgres "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$(node_url "$i")" "$@"; }
 
-# Makes primary J ready for standby I: a physical slot "nodeI" and, on 17+, synchronized_standby_slots
-# naming it (logical walsenders send nothing the standby has not flushed); sync: synchronous commit waits
-# for the standby.
-prepare_primary() {
+# Primary J's side of standby I: a physical slot "nodeI" (before the base backup), then, once I streams,
+# synchronized_standby_slots naming it on 17+ (logical walsenders send nothing the standby has not
+# flushed) and, for sync, synchronous_standby_names (commits wait for the standby).
+create_standby_slot() {
+  psql_node "$1" -c "SELECT pg_create_physical_replication_slot('node$2') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'node$2')" >/dev/null
+}
+protect_with_standby() {
   local j=$1 i=$2 mode=$3
-  psql_node "$j" -c "SELECT pg_create_physical_replication_slot('node$i') WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'node$i')" >/dev/null
   failover_slots && psql_node "$j" -c "ALTER SYSTEM SET synchronized_standby_slots = 'node$i'" >/dev/null
   if [ "$mode" = sync ]; then
     psql_node "$j" -c "ALTER SYSTEM SET synchronous_standby_names = 'node$i'" >/dev/null
@@ -156,7 +160,7 @@ make_standby() {
   ensure_installed
   running "$j" || die "node $j is not running"
   stop_node "$i" immediate
-  prepare_primary "$j" "$i" "$mode"
+  create_standby_slot "$j" "$i"
   as_pg rm -rf "$d"
   as_pg env PGPASSWORD=postgres "$PGBIN/pg_basebackup" -D "$d" -R -X stream -c fast -S "node$i" \
     -d "host=127.0.0.1 port=$(node_port "$j") user=postgres dbname=postgres application_name=node$i" \
@@ -177,6 +181,7 @@ make_standby() {
   start_node "$i"
   wait_for "node $i streaming from node $j" 60 \
     bash -c "PGPASSWORD=postgres '$PGBIN/psql' -XAtq '$(node_url "$j")' -c \"SELECT 1 FROM pg_stat_replication WHERE application_name = 'node$i' AND state = 'streaming'\" | grep -q 1"
+  protect_with_standby "$j" "$i" "$mode"
 }
 
 node_cmd() {
@@ -210,6 +215,14 @@ case "${1:-}" in
     if [ -f "$(node_dir 2)/PG_VERSION" ]; then start_node 2; else make_standby 2 1 "${2:-async}"; fi
     multi_url ;;
   node) shift; node_cmd "$@" ;;
+  unpair)
+    ensure_installed
+    stop_node 2 immediate; as_pg rm -rf "$(node_dir 2)"
+    if running 1; then
+      failover_slots && psql_node 1 -c "ALTER SYSTEM RESET synchronized_standby_slots" >/dev/null
+      psql_node 1 -c "ALTER SYSTEM RESET synchronous_standby_names" -c "SELECT pg_reload_conf()" \
+        -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = 'node2'" >/dev/null
+    fi ;;
   destroy) ensure_installed; stop_node 2 immediate; stop_node 1 fast; rm -rf "$PG_DIR" ;;
   *) echo "usage: $0 start|stop|restart|url|multi-url|status|psql|destroy|install|pair|node I ..." >&2; exit 64 ;;
 esac
