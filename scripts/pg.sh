@@ -186,6 +186,7 @@ make_standby() {
 
 node_cmd() {
   local i=${1:?node number}; local what=${2:?command}; shift 2
+  [ "$what" = url ] || ensure_installed
   case "$what" in
     start) start_node "$i" ;;
     stop) stop_node "$i" fast ;;

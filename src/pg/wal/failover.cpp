@@ -171,8 +171,12 @@ FailoverReadiness judge_failover(const FailoverFacts& f, const std::string& slot
       why = "its copy is not persisted yet (the standby has not caught up with the slot)";
     } else if (!missing.empty()) {
       why = "set " + joined(missing) + " there (and dbname in primary_conninfo)";
+    } else if (!s.slot_exists) {
+      why =
+          "no copy yet (a new failover slot is copied within about 30 s; if it stays missing, check "
+          "dbname in the standby's primary_conninfo)";
     } else {
-      why = "check dbname in its primary_conninfo and that the slot is a failover slot";
+      why = "a slot of that name exists there but was not synchronized from this primary";
     }
     out.warnings.push_back(name + " is not synchronized on standby " + s.label + ": " + why);
   }
