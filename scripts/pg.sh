@@ -177,7 +177,8 @@ make_standby() {
       echo "synchronized_standby_slots = ''"
     fi
   } | as_pg tee -a "$d/postgresql.auto.conf" >/dev/null
-  grep -q "dbname=" "$d/postgresql.auto.conf" || die "primary_conninfo of node $i has no dbname (slot sync needs one)"
+  ! failover_slots || grep -q "dbname=" "$d/postgresql.auto.conf" \
+    || die "primary_conninfo of node $i has no dbname (slot sync needs one)"
   start_node "$i"
   wait_for "node $i streaming from node $j" 60 \
     bash -c "PGPASSWORD=postgres '$PGBIN/psql' -XAtq '$(node_url "$j")' -c \"SELECT 1 FROM pg_stat_replication WHERE application_name = 'node$i' AND state = 'streaming'\" | grep -q 1"
