@@ -94,6 +94,11 @@ const std::vector<Flag>& flags() {
       {"slot", &R::slot, "WAL mode: logical replication slot"},
       {"publication", &R::publication, "WAL mode: publication of the outbox table's inserts"},
       {"require-slot", &R::require_slot, "WAL mode: fail instead of creating a missing slot or publication"},
+      {"failover-slot",
+       &R::failover_slot,
+       "WAL mode, PostgreSQL 17+: make the slot a failover slot, which standbys with sync_replication_slots "
+       "keep a copy of, so the relay resumes on a promoted standby",
+       {"on", "off"}},
       {"heartbeat-interval", &R::heartbeat_interval, "WAL mode: how often an idle slot is moved forward"},
       {"status-interval", &R::status_interval, "WAL mode: standby status update interval"},
       {"message-prefix", &R::message_prefix,

@@ -48,6 +48,7 @@ struct RawOptions {
   std::string slot = "outbox_relay";
   std::string publication = "outbox_relay_pub";
   bool require_slot = false;
+  std::string failover_slot = "on";
   std::string heartbeat_interval = "10s";
   std::string status_interval = "1s";
   std::string message_prefix = "outbox";

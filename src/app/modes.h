@@ -59,6 +59,12 @@ class ModeDescription {
   // events side by side (tables, shards, slots). Never holds the host: it survives a failover.
   [[nodiscard]] virtual std::string identity(const Options& o) const = 0;
 
+  // `check` and `status`: whether the mode's position survives a failover of the primary (WAL mode:
+  // failover slots), on `c`; nothing for modes that need nothing there. Throws what pqxx throws.
+  [[nodiscard]] virtual std::vector<CheckLine> failover(pqxx::connection& /*c*/, const Options& /*o*/) const {
+    return {};
+  }
+
   // Which rows --retention and `cleanup` delete (kRetentionBatch rows per transaction).
   [[nodiscard]] virtual pg::RetentionBy retention_by() const = 0;
 

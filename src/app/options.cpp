@@ -125,6 +125,7 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
   o.slot = raw.slot;
   o.publication = raw.publication;
   o.require_slot = raw.require_slot;
+  o.failover_slot = raw.failover_slot == "on";
   o.message_prefix = raw.message_prefix;
   o.log_level = raw.log_level;
   o.log_format = raw.log_format;

@@ -55,7 +55,8 @@ struct Options {
   // WAL mode
   std::string slot;
   std::string publication;
-  bool require_slot{};  // refuse to create the slot/publication (they must exist)
+  bool require_slot{};   // refuse to create the slot/publication (they must exist)
+  bool failover_slot{};  // --failover-slot: the slot is a failover slot (PostgreSQL 17+)
   std::chrono::milliseconds heartbeat_interval{};
   std::chrono::milliseconds status_interval{};
   std::string message_prefix;

@@ -56,6 +56,8 @@ struct Metrics {
   std::atomic<int64_t> failed_rows{-1};           // poll: rows parked in the table (failed_at set)
   std::atomic<int64_t> slot_lag_bytes{-1};        // wal: server's current LSN - slot's confirmed LSN
   std::atomic<uint64_t> confirmed_lsn{0};         // wal: the slot's confirmed flush LSN
+  std::atomic<int64_t> failover_slot_synced{-1};  // wal: 1/0 the slot is synchronized on a standby
+  std::atomic<int64_t> failover_protected{-1};    // wal: 1/0 synchronized_standby_slots protects it
   std::atomic<int64_t> producer_queue_depth{0};
   std::atomic<bool> source_connected{false};
   std::atomic<bool> publisher_connected{false};

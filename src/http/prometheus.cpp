@@ -123,6 +123,16 @@ std::string render_prometheus(const core::Metrics& m, const ExpositionInfo& info
     w.single("outbox_relay_slot_confirmed_lsn", "gauge", "The slot's confirmed flush LSN as a byte position.",
              v);
   }
+  if (const auto v = m.failover_slot_synced.load(); v >= 0) {
+    w.single("outbox_relay_failover_slot_synced", "gauge",
+             "1 when the WAL slot is synchronized on a standby listed in --db-url (PostgreSQL 17+).", v);
+  }
+  if (const auto v = m.failover_protected.load(); v >= 0) {
+    w.single("outbox_relay_failover_protected", "gauge",
+             "1 when synchronized_standby_slots on the primary holds back what the relay receives until "
+             "the standby has it (PostgreSQL 17+).",
+             v);
+  }
   w.single("outbox_relay_producer_queue_depth", "gauge", "Messages queued in the producer, not yet reported.",
            m.producer_queue_depth.load());
   w.single("outbox_relay_source_connected", "gauge", "1 while connected to PostgreSQL.",

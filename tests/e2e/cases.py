@@ -433,6 +433,83 @@ def case_pg_restart(c, rounds=1):
     c.finish()
 
 
+def _slot_synced_on(node, slot):
+    """The slot has a persisted, valid synchronized copy on standby `node` (PostgreSQL 17+)."""
+    try:
+        rows = H.pg_node_q(node, "SELECT synced AND NOT temporary AND invalidation_reason IS NULL "
+                                 "FROM pg_replication_slots WHERE slot_name = '%s'" % slot)
+    except psycopg2.Error:
+        return False
+    return bool(rows and rows[0][0])
+
+
+def _node_role(node):
+    try:
+        return "standby" if H.pg_node_q(node, "SELECT pg_is_in_recovery()")[0][0] else "primary"
+    except psycopg2.Error:
+        return "down"
+
+
+def _promote_under_load(c, old, new, kind):
+    """Stops primary `old` with -m immediate (a crash: nothing more is shipped) and promotes standby `new`;
+    the fault ends when the promotion is done (resume = promotion -> first record appended after it)."""
+    with c.fault(kind):
+        H.pg_script("node", str(old), "kill")
+        H.pg_script("node", str(new), "promote")
+    log("  %s: node %d stopped (immediate), node %d promoted" % (kind, old, new))
+
+
+def _restore_single_node():
+    """Node 1 the primary again and alone, whatever state a failed case left the pair in."""
+    try:
+        if _node_role(1) == "standby":
+            H.pg_script("node", "1", "promote")
+        elif _node_role(1) == "down" and _node_role(2) == "primary":
+            H.pg_script("node", "1", "follow", "2")
+            H.pg_script("node", "2", "kill")
+            H.pg_script("node", "1", "promote")
+        elif _node_role(1) == "down":
+            H.pg_script("node", "1", "start")
+    finally:
+        H.pg_script("unpair")
+
+
+def case_pg_failover(c, replication="sync", allow_phantom=False):
+    """A primary + streaming standby; writers and the relay on the multi-host URL (target_session_attrs=
+    read-write). Under load the primary is stopped with -m immediate and the standby promoted; then the old
+    primary is re-seeded as a standby of the new one (pg_basebackup) and the same is done back. WAL mode
+    needs failover slots (17+): the slot's synchronized copy must exist on the standby before each failover,
+    and synchronized_standby_slots keeps the relay from receiving what the standby lacks. `replication`:
+    sync (synchronous_standby_names) or async; with async, poll mode may publish an event whose commit the
+    new primary lost (a phantom): measured, allowed when `allow_phantom`."""
+    H.pg_script("pair", replication)
+    H.PG_MULTI_HOST[0] = True
+    try:
+        c.start_under_load()
+        for old, new, kind in ((1, 2, "pg-failover"), (2, 1, "pg-failback")):
+            if c.mode == "wal":
+                wait_until(lambda: _slot_synced_on(new, c.slot), 90, "slot %s synchronized on node %d" % (c.slot, new),
+                           interval=0.5)
+            fault_pause(c, 2, 4)
+            seen = len(H.consume_all(c.topic))
+            _promote_under_load(c, old, new, kind)
+            c.wait_published(seen + 100, timeout=120)
+            if old == 1:
+                H.pg_script("node", "1", "follow", "2", replication)  # the old primary, re-seeded as a standby
+        fault_pause(c, 2, 3)
+        v = c.finish(drain_timeout=180)
+        followed = sum("following the new primary" in r.output() for r in c.relays.values())
+        if c.mode == "wal" and followed == 0:
+            c.result.fail("no relay logged that it followed the new primary")
+        if allow_phantom and v.phantom and v.lost == 0 and v.reordered == 0 and v.mismatched == 0:
+            c.result.failures = [f for f in c.result.failures if not f.startswith("promises 1-2")]
+            c.result.note("asynchronous replication: %d published event(s) whose commit the new primary lost"
+                          % v.phantom)
+    finally:
+        H.PG_MULTI_HOST[0] = False
+        _restore_single_node()
+
+
 def case_pg_terminate(c, rounds=3):
     c.start_under_load()
     for _ in range(rounds):

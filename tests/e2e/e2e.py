@@ -33,6 +33,9 @@ class Ctx:
         self.case_seq = 0
 
 
+PG_VERSION = int(os.environ.get("PG_VERSION", "15"))
+
+
 def plan(quick, soak_seconds):
     P = []  # (label, fn, mode, kwargs, estimated seconds)
 
@@ -54,6 +57,8 @@ def plan(quick, soak_seconds):
         add("late-commit", C.case_late_commit, ["poll"], 40, old=15.0, baseline=5.0)
         add("sigstop-idle", C.case_sigstop_lease, ["poll"], 30, idle=True, lease=10)
         add("net-pg-ha", C.case_net_pg_ha, ["poll", "wal"], 30, lease=10)
+        if PG_VERSION >= 17:  # failover slots: WAL mode follows a promoted standby
+            add("pg-failover", C.case_pg_failover, ["poll", "wal"], 60, replication="sync")
         return P, []
     old = 300.0 if soak_seconds >= 45 * 60 else 120.0
     # Most telling first: with --soak shorter than a full pass (~45 min) the cases that no longer fit are
@@ -75,6 +80,10 @@ def plan(quick, soak_seconds):
     add("ha-shard", C.case_ha, ["poll"], 90, kills=6, shards=2)
     add("sigstop-busy", C.case_sigstop_lease, ["poll", "wal"], 110, idle=False)
     add("net-pg-ha", C.case_net_pg_ha, ["poll", "wal"], 110)
+    add("pg-failover", C.case_pg_failover, ["poll"] + (["wal"] if PG_VERSION >= 17 else []), 70,
+        replication="sync")
+    add("pg-failover-async", C.case_pg_failover, ["poll"] + (["wal"] if PG_VERSION >= 17 else []), 70,
+        replication="async", allow_phantom=True)
     # Rounds after the first pass: the fault cases again, for more events and kills.
     again = [p for p in P if p[0] in ("sigkill", "broker-kill", "pg-restart", "pg-terminate", "net-kafka",
                                       "net-pg", "ha", "ha-shard")]

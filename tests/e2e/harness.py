@@ -60,8 +60,29 @@ def sh(cmd, check=True, timeout=300, env=None):
 
 # ---------------------------------------------------------------- services
 
+# While a failover case runs, every client (relays, writers, the verifier) connects through the pair's
+# multi-host URL and follows whichever node accepts writes.
+PG_MULTI_HOST = [False]
+
+
 def pg_url(db="postgres"):
+    if PG_MULTI_HOST[0]:
+        return "postgresql://postgres:postgres@127.0.0.1:%d,127.0.0.1:%d/%s?target_session_attrs=read-write" % (
+            PG_PORT, PG_PORT + 1, db)
     return "postgresql://postgres:postgres@127.0.0.1:%d/%s" % (PG_PORT, db)
+
+
+def pg_node_q(node, sql):
+    """One statement on node `node` of the pair (1: PG_PORT, 2: PG_PORT+1), whatever its role."""
+    c = psycopg2.connect("postgresql://postgres:postgres@127.0.0.1:%d/postgres" % (PG_PORT + node - 1),
+                         connect_timeout=5)
+    c.autocommit = True
+    try:
+        with c.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall() if cur.description else []
+    finally:
+        c.close()
 
 
 def kafka_brokers():

@@ -45,6 +45,12 @@ std::string shell_quote(const std::string& s) {
 std::string pg_url(const std::string& db) {
   return env_or("OUTBOX_RELAY_TEST_PG", "postgresql://postgres:postgres@127.0.0.1:54329/") + db;
 }
+std::string pg_host_port() {
+  const auto url = pg_url("");
+  const auto at = url.rfind('@');
+  const auto from = at == std::string::npos ? url.find("://") + 3 : at + 1;
+  return url.substr(from, url.find('/', from) - from);
+}
 std::string kafka_brokers() { return env_or("OUTBOX_RELAY_TEST_KAFKA", "127.0.0.1:19092"); }
 std::string source_dir() { return OUTBOX_RELAY_SOURCE_DIR; }
 std::string relay_binary() { return OUTBOX_RELAY_BINARY; }

@@ -18,6 +18,8 @@ using namespace std::chrono_literals;
 
 // postgresql://postgres:postgres@127.0.0.1:54329/<db> (override the base with OUTBOX_RELAY_TEST_PG).
 std::string pg_url(const std::string& db = "postgres");
+// host:port of the test server (from OUTBOX_RELAY_TEST_PG), for URLs with another role.
+std::string pg_host_port();
 // 127.0.0.1:19092 (override with OUTBOX_RELAY_TEST_KAFKA).
 std::string kafka_brokers();
 std::string source_dir();

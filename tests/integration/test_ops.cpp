@@ -118,10 +118,10 @@ struct TempRole {
   }
   // The database URL of this role, without a password.
   [[nodiscard]] std::string url_without_password(const std::string& db) const {
-    return "postgresql://" + name + "@127.0.0.1:54329/" + db;
+    return "postgresql://" + name + "@" + pg_host_port() + "/" + db;
   }
   [[nodiscard]] std::string url_with_password(const std::string& db, const std::string& pw) const {
-    return "postgresql://" + name + ":" + pw + "@127.0.0.1:54329/" + db;
+    return "postgresql://" + name + ":" + pw + "@" + pg_host_port() + "/" + db;
   }
 };
 

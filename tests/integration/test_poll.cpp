@@ -299,7 +299,7 @@ TEST_CASE("the database password never appears in logs or errors") {
       "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'relay_it') THEN "
       "CREATE ROLE relay_it LOGIN PASSWORD 'Sup3r-Secret-pw'; END IF; END $$");
   sql(url, "GRANT SELECT, UPDATE, DELETE ON outbox TO relay_it");
-  const std::string secret_url = "postgresql://relay_it:Sup3r-Secret-pw@127.0.0.1:54329/it_secret";
+  const std::string secret_url = "postgresql://relay_it:Sup3r-Secret-pw@" + pg_host_port() + "/it_secret";
   Process ok(relay_args(secret_url, {"--exit-when-idle", "--log-level", "debug"}));
   REQUIRE(ok.wait(60s) == std::optional<int>(0));
   // wrong port: connection errors are logged and retried
@@ -309,7 +309,7 @@ TEST_CASE("the database password never appears in logs or errors") {
   down.signal(SIGTERM);
   REQUIRE(down.wait(30s).has_value());
   // wrong password: authentication fails
-  Process bad(relay_args("postgresql://relay_it:Wrong-Secret-pw@127.0.0.1:54329/it_secret", {}));
+  Process bad(relay_args("postgresql://relay_it:Wrong-Secret-pw@" + pg_host_port() + "/it_secret", {}));
   REQUIRE(wait_until([&] { return bad.output().find("retrying") != std::string::npos; }, 30s));
   bad.signal(SIGTERM);
   REQUIRE(bad.wait(30s).has_value());

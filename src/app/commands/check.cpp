@@ -60,6 +60,7 @@ int run_check(const Options& o, std::ostream& out) {
           "postgresql: connected to " + pg::redact_conninfo(o.db_url) + " as \"" + f.user + "\" (server " +
               f.server_version + ")");
       for (auto& l : evaluate_server(o, f)) lines.push_back(std::move(l));
+      for (auto& l : mode_for(o.mode).failover(*conn, o)) lines.push_back(std::move(l));
     } catch (const std::exception& e) {
       add(lines, L::kFail, std::string("postgresql: ") + e.what());
     }

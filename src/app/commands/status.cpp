@@ -39,6 +39,9 @@ int run_status(const Options& o, std::ostream& out) {
     } else if (mode.reports_missing_slot()) {
       out << "  slot \"" << o.slot << "\": does not exist\n";
     }
+    for (const auto& l : mode.failover(*conn, o)) {
+      out << "  " << (l.level == CheckLine::Level::kOk ? "" : "warning: ") << l.text << '\n';
+    }
     if (o.transactions && !o.kafka_brokers.empty()) {
       try {
         row("exactly-once", describe_exactly_once(o, std::chrono::seconds(10)));

@@ -2,14 +2,41 @@
 // confirms the slot's LSN once Kafka acknowledged them (pg/wal/). Rows are never marked: the slot's
 // lag is the backlog.
 
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <mutex>
+
 #include "app/modes.h"
 #include "core/errors.h"
 #include "core/routing.h"
+#include "pg/common/text_query.h"
+#include "pg/wal/failover.h"
 #include "pg/wal/wal_source.h"
 
 namespace outbox_relay::app {
 
 namespace {
+
+// Connect timeout for each standby of --db-url asked about the slot; /metrics asks at most this often.
+constexpr std::chrono::milliseconds kStandbyProbeTimeout{3000};
+constexpr std::chrono::seconds kStandbyProbeEvery{60};
+
+// What the primary on `c` and the other hosts of --db-url say about the slot's failover readiness.
+pg::FailoverReadiness failover_readiness(pqxx::connection& c, const Options& o, bool probe) {
+  pg::FailoverFacts facts;
+  {
+    pqxx::nontransaction n(c);
+    facts = pg::primary_failover_facts(pg::pqxx_query(n), o.slot);
+  }
+  if (probe) {
+    const std::string host = c.hostname() != nullptr ? c.hostname() : "";
+    const std::string port = c.port() != nullptr ? c.port() : "";
+    pg::probe_standbys(o.db_url, port.empty() ? host : host + ":" + port, o.slot, kStandbyProbeTimeout,
+                       facts);
+  }
+  return pg::judge_failover(facts, o.slot, o.failover_slot);
+}
 
 class WalMode final : public ModeDescription {
  public:
@@ -29,6 +56,7 @@ class WalMode final : public ModeDescription {
     c.create_slot = !o.require_slot;
     c.create_publication = !o.require_slot;
     c.status_interval = o.status_interval;
+    c.failover_slot = o.failover_slot;
     c.heartbeat_interval = o.heartbeat_interval;
     c.message_prefix = o.message_prefix;
     c.session_timeout = o.session_timeout;
@@ -52,10 +80,41 @@ class WalMode final : public ModeDescription {
     const auto s = pg::slot_stats(c, o.slot);
     m.slot_lag_bytes.store(s.exists ? s.lag_bytes : -1);
     if (s.exists) m.confirmed_lsn.store(s.confirmed_lsn);
+    // Standbys are asked at most once a minute (a connection each); the primary at every collection.
+    static std::mutex mu;
+    static std::chrono::steady_clock::time_point last_probe{};
+    static int64_t synced = -1;
+    const std::lock_guard lock(mu);
+    const auto now = std::chrono::steady_clock::now();
+    const bool probe =
+        last_probe == std::chrono::steady_clock::time_point{} || now - last_probe >= kStandbyProbeEvery;
+    const auto r = failover_readiness(c, o, probe);
+    if (probe) {
+      last_probe = now;
+      synced = r.synced;
+    }
+    m.failover_slot_synced.store(synced);
+    m.failover_protected.store(r.protected_by_standby_slots);
   }
 
   // The confirmed LSN keeps its last known value: it only moves forward.
-  void forget_stats(core::Metrics& m) const override { m.slot_lag_bytes.store(-1); }
+  void forget_stats(core::Metrics& m) const override {
+    m.slot_lag_bytes.store(-1);
+    m.failover_slot_synced.store(-1);
+    m.failover_protected.store(-1);
+  }
+
+  [[nodiscard]] std::vector<CheckLine> failover(pqxx::connection& c, const Options& o) const override {
+    const auto r = failover_readiness(c, o, true);
+    std::vector<CheckLine> lines;
+    for (const auto& l : r.fine) add(lines, CheckLine::Level::kOk, "failover: " + l);
+    for (const auto& l : r.warnings) add(lines, CheckLine::Level::kWarn, "failover: " + l);
+    if (!r.supported || !o.failover_slot) {
+      add(lines, CheckLine::Level::kWarn,
+          "failover procedure: " + pg::manual_failover_procedure(o.slot, o.publication));
+    }
+    return lines;
+  }
 
   void status_backlog(const pg::TableStats& /*s*/, const StatusRow& row) const override {
     row("backlog", "see the slot's lag (WAL mode does not mark rows)");

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace outbox_relay::pg {
 
@@ -37,6 +38,15 @@ std::string redact_secret(const std::string& text, const std::map<std::string, s
                                       const std::string& what, const std::string& cause);
 [[noreturn]] void throw_connect_error(const std::string& conninfo, const std::string& what,
                                       const std::string& cause);
+
+// One parameter set per host of a multi-host connection string (`host=a,b port=5432,5433` or
+// `postgresql://a:5432,b:5433/db`): host, hostaddr and port split at commas as libpq pairs them (one port
+// for every host, or one per host), every other parameter kept. A single-host string gives one set.
+// Throws core::ConfigError when the lists do not pair.
+std::vector<std::map<std::string, std::string>> split_hosts(const std::map<std::string, std::string>& params);
+
+// "host:port" of one host's parameters (hostaddr when no host name), for logs.
+std::string host_label(const std::map<std::string, std::string>& params);
 
 // For logs and errors: host, port, dbname and user only; never the password. Does not throw.
 std::string redact_conninfo(const std::string& conninfo);

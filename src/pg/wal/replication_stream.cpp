@@ -38,8 +38,43 @@ void ReplicationStream::connect(std::map<std::string, std::string> params, const
   if (!field(r, 0, 3)) {
     throw core::ConfigError("the replication connection to " + redacted + " is not bound to a database");
   }
-  spdlog::debug("identified system {} timeline {} at {}", field(r, 0, 0).value_or(""),
-                field(r, 0, 1).value_or(""), field(r, 0, 2).value_or(""));
+  system_id_ = field(r, 0, 0).value_or("");
+  timeline_ = static_cast<uint32_t>(std::stoul(field(r, 0, 1).value_or("0")));
+  spdlog::debug("identified system {} timeline {} at {}", system_id_, timeline_, field(r, 0, 2).value_or(""));
+}
+
+bool ReplicationStream::in_recovery() {
+  const std::string what = "could not ask the server whether it is a standby";
+  const auto r = exec(conn_.get(), "SELECT pg_is_in_recovery()", {}, command_timeout_, what);
+  if (!ok(r) || PQntuples(r.get()) != 1) throw core::TransientError(what + ": " + result_error(r.get()));
+  return field(r, 0, 0).value_or("f") == "t";
+}
+
+std::optional<uint64_t> ReplicationStream::timeline_start(uint32_t tli) {
+  if (tli <= 1) return std::nullopt;
+  const auto r = exec(conn_.get(), "TIMELINE_HISTORY " + std::to_string(tli), {}, command_timeout_,
+                      "could not read the timeline history");
+  const auto content = ok(r) ? field(r, 0, 1) : std::nullopt;
+  if (!content) return std::nullopt;
+  // Lines "<parent tli>\t<switch point>\t<reason>"; the last one is where `tli` began.
+  std::optional<uint64_t> start;
+  std::size_t from = 0;
+  while (from < content->size()) {
+    auto end = content->find('\n', from);
+    if (end == std::string::npos) end = content->size();
+    const auto line = content->substr(from, end - from);
+    const auto tab1 = line.find('\t');
+    const auto tab2 = tab1 == std::string::npos ? tab1 : line.find('\t', tab1 + 1);
+    if (tab1 != std::string::npos && !line.empty() && line[0] != '#') {
+      try {
+        start =
+            parse_lsn(line.substr(tab1 + 1, tab2 == std::string::npos ? std::string::npos : tab2 - tab1 - 1));
+      } catch (const std::exception&) {
+      }
+    }
+    from = end + 1;
+  }
+  return start;
 }
 
 void ReplicationStream::start(uint64_t from, const std::string& publication, bool messages) {

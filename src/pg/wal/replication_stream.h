@@ -34,6 +34,15 @@ class ReplicationStream {
   [[nodiscard]] PGconn* connection() const { return conn_.get(); }
   // Backend pid of the last connection made (0 before any).
   [[nodiscard]] int backend_pid() const { return backend_pid_; }
+  // IDENTIFY_SYSTEM of the last connection: the cluster's system identifier and the server's timeline
+  // (a promoted standby starts a new, higher one; an old primary that comes back stays on its old one).
+  [[nodiscard]] const std::string& system_id() const { return system_id_; }
+  [[nodiscard]] uint32_t timeline() const { return timeline_; }
+  // pg_is_in_recovery() of the connected server (a standby). TransientError when the query fails.
+  [[nodiscard]] bool in_recovery();
+  // Where timeline `tli` of the connected server branched off its parent (TIMELINE_HISTORY), or nullopt
+  // when it is the first timeline or the history cannot be read.
+  [[nodiscard]] std::optional<uint64_t> timeline_start(uint32_t tli);
 
   // A slot this process has streamed from: its absence now means it was dropped (FatalError).
   void mark_slot_seen() { slot_seen_ = true; }
@@ -74,6 +83,8 @@ class ReplicationStream {
   PgConn conn_;
   PqBuffer buffer_;  // the last message next() returned
   int backend_pid_ = 0;
+  std::string system_id_;
+  uint32_t timeline_ = 0;
   bool slot_seen_ = false;
   bool streaming_ = false;
   uint64_t received_ = 0;

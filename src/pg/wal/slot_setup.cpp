@@ -22,6 +22,9 @@ using std::chrono::milliseconds;
 // How long inspect_slot() waits for our own previous walsender to release the slot after a reconnect.
 constexpr milliseconds kOwnSlotRelease{5000};
 
+// server_version_num from which slots can be failover slots (synchronized to standbys).
+constexpr int kFailoverSlots = 170000;
+
 bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
@@ -121,11 +124,19 @@ void ensure_publication(PGconn* meta, const WalSourceConfig& cfg, const TableSha
 SlotInfo inspect_slot(PGconn* meta, const WalSourceConfig& cfg, int own_walsender_pid) {
   const std::string what = "could not look up replication slot \"" + cfg.slot + "\"";
   const auto deadline = Clock::now() + kOwnSlotRelease;
+  const auto version = PQserverVersion(meta);
+  // Columns 7-10: temporary, why it is unusable (17+: invalidation_reason; 16: conflicting), failover,
+  // synced.
+  const std::string sql =
+      std::string(
+          "SELECT slot_type, plugin, database = current_database(), confirmed_flush_lsn::text, wal_status, "
+          "active_pid, database, temporary, ") +
+      (version >= kFailoverSlots ? "invalidation_reason, failover, synced"
+       : version >= 160000       ? "CASE WHEN conflicting THEN 'conflicting with recovery' END, false, false"
+                                 : "NULL, false, false") +
+      " FROM pg_replication_slots WHERE slot_name = $1";
   for (;;) {
-    const auto r = exec(meta,
-                        "SELECT slot_type, plugin, database = current_database(), confirmed_flush_lsn::text, "
-                        "wal_status, active_pid, database FROM pg_replication_slots WHERE slot_name = $1",
-                        {cfg.slot}, cfg.command_timeout, what);
+    const auto r = exec(meta, sql, {cfg.slot}, cfg.command_timeout, what);
     if (!ok(r)) throw_query_error(r, what);
     SlotInfo info;
     if (PQntuples(r.get()) == 0) return info;
@@ -149,6 +160,17 @@ SlotInfo inspect_slot(PGconn* meta, const WalSourceConfig& cfg, int own_walsende
           "\" was invalidated (its WAL was removed, see max_slot_wal_keep_size): events may have "
           "been lost; recreate the slot and reconcile");
     }
+    if (const auto why = field(r, 0, 8)) {
+      throw core::FatalError("replication slot \"" + cfg.slot + "\" was invalidated (" + *why +
+                             "): events may have been lost; recreate the slot and reconcile");
+    }
+    if (field(r, 0, 7).value_or("f") == "t") {
+      throw core::ConfigError("replication slot \"" + cfg.slot +
+                              "\" is a temporary slot of another session; choose another --slot");
+    }
+    info.failover = field(r, 0, 9).value_or("f") == "t";
+    info.synced = field(r, 0, 10).value_or("f") == "t";
+    info.active = field(r, 0, 5).has_value();
     if (auto lsn = field(r, 0, 3)) info.confirmed_flush = parse_lsn(*lsn);
     // Our own walsender from before a reconnect may hold the slot for a moment while it exits.
     const auto pid = field(r, 0, 5);
@@ -181,13 +203,15 @@ void refuse_if_slot_was_dropped(PGconn* meta, const WalSourceConfig& cfg) {
 }
 
 void create_slot(PGconn* repl, const WalSourceConfig& cfg) {
-  const auto r = exec(repl, "CREATE_REPLICATION_SLOT " + cfg.slot + " LOGICAL pgoutput NOEXPORT_SNAPSHOT", {},
-                      cfg.command_timeout,
+  const bool failover = cfg.failover_slot && PQserverVersion(repl) >= kFailoverSlots;
+  const auto sql = "CREATE_REPLICATION_SLOT " + cfg.slot + " LOGICAL pgoutput " +
+                   (failover ? "(SNAPSHOT 'nothing', FAILOVER)" : "NOEXPORT_SNAPSHOT");
+  const auto r = exec(repl, sql, {}, cfg.command_timeout,
                       "could not create replication slot \"" + cfg.slot +
                           "\" (it waits for transactions running at the time to end)");
   if (ok(r)) {
-    spdlog::info("created replication slot \"{}\" at {}: events committed before it are not relayed",
-                 cfg.slot, field(r, 0, 1).value_or("?"));
+    spdlog::info("created {}replication slot \"{}\" at {}: events committed before it are not relayed",
+                 failover ? "failover " : "", cfg.slot, field(r, 0, 1).value_or("?"));
     return;
   }
   const auto state = sqlstate(r.get());
@@ -207,6 +231,21 @@ void create_slot(PGconn* repl, const WalSourceConfig& cfg) {
   }
   throw core::TransientError("could not create replication slot \"" + cfg.slot +
                              "\": " + result_error(r.get()));
+}
+
+void align_slot_failover(PGconn* repl, const WalSourceConfig& cfg, const SlotInfo& slot) {
+  if (PQserverVersion(repl) < kFailoverSlots || !slot.exists || slot.failover == cfg.failover_slot) return;
+  if (slot.active) return;  // ALTER_REPLICATION_SLOT needs the slot free; the next start tries again
+  const std::string value = cfg.failover_slot ? "true" : "false";
+  const auto r = exec(repl, "ALTER_REPLICATION_SLOT " + cfg.slot + " (FAILOVER " + value + ")", {},
+                      cfg.command_timeout, "could not alter replication slot \"" + cfg.slot + "\"");
+  if (!ok(r)) {
+    spdlog::warn("could not make slot \"{}\" {}a failover slot: {}", cfg.slot,
+                 cfg.failover_slot ? "" : "not ", result_error(r.get()));
+    return;
+  }
+  spdlog::info("slot \"{}\" is {} a failover slot (--failover-slot={})", cfg.slot,
+               cfg.failover_slot ? "now" : "no longer", cfg.failover_slot ? "on" : "off");
 }
 
 void remember_slot(PGconn* meta, const WalSourceConfig& cfg, uint64_t created_lsn) {

@@ -30,10 +30,14 @@ void ensure_publication(PGconn* meta, const WalSourceConfig& cfg, const TableSha
 struct SlotInfo {
   bool exists = false;
   uint64_t confirmed_flush = 0;
+  bool failover = false;  // a failover slot (17+): synchronized to standbys that sync slots
+  bool synced = false;    // synchronized from a former primary (left so by a promotion; 17+)
+  bool active = false;    // some walsender streams it
 };
 
-// The slot, if it exists, is a logical pgoutput slot of this database and not invalidated. While it is
-// held by our own walsender of before a reconnect (`own_walsender_pid`), waits up to 5 s for it to go.
+// The slot, if it exists, is a logical pgoutput slot of this database, not temporary and not invalidated
+// (wal_status lost, or an invalidation_reason / conflicting on 16+). While it is held by our own
+// walsender of before a reconnect (`own_walsender_pid`), waits up to 5 s for it to go.
 SlotInfo inspect_slot(PGconn* meta, const WalSourceConfig& cfg, int own_walsender_pid);
 
 // outbox_relay_parked (poison events) and outbox_relay_slots (below) exist, created from their
@@ -47,8 +51,13 @@ void check_relay_tables(PGconn* meta, const WalSourceConfig& cfg);
 // would skip every event committed in between. FatalError when the slot is recorded there.
 void refuse_if_slot_was_dropped(PGconn* meta, const WalSourceConfig& cfg);
 
-// CREATE_REPLICATION_SLOT on the replication connection (a slot another relay created just now is fine).
+// CREATE_REPLICATION_SLOT on the replication connection (a slot another relay created just now is fine);
+// a failover slot on PostgreSQL 17+ unless cfg.failover_slot is off.
 void create_slot(PGconn* repl, const WalSourceConfig& cfg);
+
+// On PostgreSQL 17+, when the slot's failover property differs from cfg.failover_slot and no one streams
+// it: ALTER_REPLICATION_SLOT (FAILOVER ...). A failure is a warning (the stream works either way).
+void align_slot_failover(PGconn* repl, const WalSourceConfig& cfg, const SlotInfo& slot);
 
 // Records the slot (created at `created_lsn`) in outbox_relay_slots (check_relay_tables made sure it can).
 void remember_slot(PGconn* meta, const WalSourceConfig& cfg, uint64_t created_lsn);

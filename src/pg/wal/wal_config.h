@@ -14,6 +14,9 @@ struct WalSourceConfig {
   std::string publication = "outbox_relay_pub";
   bool create_slot = true;         // false: a missing slot is a ConfigError
   bool create_publication = true;  // false: a missing publication is a ConfigError
+  // PostgreSQL 17+: the slot is a failover slot (created with FAILOVER, or altered to one when no one
+  // streams it), which standbys with sync_replication_slots keep a copy of, so a promoted standby has it.
+  bool failover_slot = true;
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds heartbeat_interval{10000};
   std::string message_prefix = "outbox";  // "" = logical decoding messages are not events

@@ -12,6 +12,7 @@
 #include "pg/common/parking.h"
 #include "pg/common/session.h"
 #include "pg/decode/lsn.h"
+#include "pg/wal/failover.h"
 #include "pg/wal/replication_stream.h"
 #include "pg/wal/slot_setup.h"
 
@@ -23,6 +24,9 @@ using std::chrono::milliseconds;
 
 // How often fetch() asks the server where it is while not caught up (keepalive with reply requested).
 constexpr milliseconds kCatchUpProbe{50};
+
+// Connect timeout for each standby of --db-url asked whether it holds a copy of the slot.
+constexpr milliseconds kStandbyProbeTimeout{3000};
 
 }  // namespace
 
@@ -54,22 +58,21 @@ std::string WalSource::describe() const {
 // ---- open ------------------------------------------------------------------------------------------
 
 void WalSource::open() {
+  const int previous_walsender = stream_->backend_pid();
   close();
   try {
-    connect_meta();
+    connect_primary();
     check_server(meta_.get(), cfg_, warned_keep_size_);
     table_ = resolve_table(meta_.get(), cfg_, router_.layout());
     check_relay_tables(meta_.get(), cfg_);
     make_assembler();
     ensure_publication(meta_.get(), cfg_, table_);
-    auto slot = inspect_slot(meta_.get(), cfg_, stream_->backend_pid());
-    stream_->connect(
-        session_params(cfg_.conninfo, {"outbox-relay", cfg_.command_timeout, cfg_.session_timeout}),
-        redacted_, cfg_.session_timeout);
+    auto slot = inspect_slot(meta_.get(), cfg_, previous_walsender);
     if (!slot.exists) {
       if (stream_->slot_seen()) {
-        throw core::FatalError("replication slot \"" + cfg_.slot +
-                               "\" was dropped: refusing to restart from now, which would lose events");
+        throw core::FatalError("replication slot \"" + cfg_.slot + "\" was dropped" +
+                               (promoted() ? " or never synchronized to the promoted standby " + host_ : "") +
+                               ": refusing to restart from now, which would lose events");
       }
       refuse_if_slot_was_dropped(meta_.get(), cfg_);
       if (!cfg_.create_slot) {
@@ -83,7 +86,9 @@ void WalSource::open() {
         throw core::TransientError("replication slot \"" + cfg_.slot + "\" vanished after creation");
       remember_slot(meta_.get(), cfg_, slot.confirmed_flush);
     }
-    const auto start = std::max(queue_.confirmed(), slot.confirmed_flush);
+    align_slot_failover(stream_->connection(), cfg_, slot);
+    auto start = std::max(queue_.confirmed(), slot.confirmed_flush);
+    if (promoted()) start = follow_promotion(slot);
     target_ = current_wal_lsn(meta_.get(), cfg_);
     stream_->start(start, cfg_.publication, !cfg_.message_prefix.empty());
     assembler_.reset();
@@ -92,19 +97,100 @@ void WalSource::open() {
     last_activity_ = Clock::now();
     send_status(!position_reached());
     stream_->mark_slot_seen();
+    system_id_ = stream_->system_id();
+    timeline_ = stream_->timeline();
   } catch (...) {
     close();
     throw;
   }
-  spdlog::info("streaming slot \"{}\" from {} (publication \"{}\", table \"{}.{}\", caught up at {}) on {}",
-               cfg_.slot, format_lsn(queue_.confirmed()), cfg_.publication, table_.schema, table_.name,
-               format_lsn(target_), redacted_);
+  spdlog::info(
+      "streaming slot \"{}\" from {} (publication \"{}\", table \"{}.{}\", caught up at {}) on {} (timeline "
+      "{})",
+      cfg_.slot, format_lsn(queue_.confirmed()), cfg_.publication, table_.schema, table_.name,
+      format_lsn(target_), host_, timeline_);
+  if (!failover_reported_) {
+    failover_reported_ = true;
+    report_failover();
+  }
+}
+
+void WalSource::connect_primary() {
+  const auto hosts = split_hosts(
+      session_params(cfg_.conninfo, {"outbox-relay", cfg_.command_timeout, cfg_.session_timeout}));
+  std::string skipped;
+  for (const auto& params : hosts) {
+    const auto label = host_label(params);
+    auto meta_params = params;
+    meta_params.erase("replication");
+    std::string why;
+    try {
+      meta_.reset(connect_libpq(meta_params, "could not connect to " + label).release());
+      stream_->connect(params, label, cfg_.session_timeout);
+      if (stream_->in_recovery()) {
+        why = label + " is a standby (in recovery)";
+      } else if (!system_id_.empty() && stream_->system_id() == system_id_ &&
+                 stream_->timeline() < timeline_) {
+        why = label + " is on timeline " + std::to_string(stream_->timeline()) + ", behind timeline " +
+              std::to_string(timeline_) + " that the relay followed (an old primary that came back)";
+      } else {
+        host_ = label;
+        return;
+      }
+    } catch (const core::TransientError& e) {
+      why = e.what();
+    }
+    stream_->close();
+    meta_.reset();
+    skipped += (skipped.empty() ? "" : "; ") + why;
+  }
+  throw core::TransientError("no primary to stream slot \"" + cfg_.slot + "\" from: " + skipped);
+}
+
+bool WalSource::promoted() const {
+  return !system_id_.empty() && stream_->system_id() == system_id_ && stream_->timeline() != timeline_;
+}
+
+uint64_t WalSource::follow_promotion(const SlotInfo& slot) {
+  const auto tli = stream_->timeline();
+  spdlog::warn(
+      "following the new primary {} (timeline {} -> {}): resuming slot \"{}\" from its synchronized position "
+      "{}; events after it may be published again",
+      host_, timeline_, tli, cfg_.slot, format_lsn(slot.confirmed_flush));
+  if (const auto branch = stream_->timeline_start(tli); branch && queue_.confirmed() > *branch) {
+    spdlog::error(
+        "slot \"{}\" was confirmed up to {} on the old primary, past {} where timeline {} began: events "
+        "published from that WAL may be missing on the new primary (set synchronized_standby_slots on the "
+        "primary so the relay receives nothing a standby lacks)",
+        cfg_.slot, format_lsn(queue_.confirmed()), format_lsn(*branch), tli);
+  }
+  failover_reported_ = false;  // the new primary's standbys (if any) are checked again
+  // The in-memory position belongs to the old timeline: only the slot's copy is known to hold here.
+  queue_.reset(slot.confirmed_flush);
+  return slot.confirmed_flush;
+}
+
+void WalSource::report_failover() noexcept {
+  try {
+    auto facts = primary_failover_facts(
+        libpq_query(meta_.get(), cfg_.command_timeout, "could not check the slot's failover readiness"),
+        cfg_.slot);
+    probe_standbys(cfg_.conninfo, host_, cfg_.slot, kStandbyProbeTimeout, facts);
+    const auto verdict = judge_failover(facts, cfg_.slot, cfg_.failover_slot);
+    for (const auto& line : verdict.fine) spdlog::info("failover: {}", line);
+    for (const auto& line : verdict.warnings) spdlog::warn("failover: {}", line);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not check whether slot \"{}\" survives a failover: {}", cfg_.slot, e.what());
+  }
 }
 
 void WalSource::connect_meta() {
-  auto params = session_params(cfg_.conninfo, {"outbox-relay", cfg_.command_timeout, cfg_.session_timeout});
+  auto hosts = split_hosts(
+      session_params(cfg_.conninfo, {"outbox-relay", cfg_.command_timeout, cfg_.session_timeout}));
+  // The node the stream is on, not whichever host of the list answers first.
+  auto it = std::find_if(hosts.begin(), hosts.end(), [&](const auto& h) { return host_label(h) == host_; });
+  auto params = it != hosts.end() ? *it : hosts.front();
   params.erase("replication");
-  meta_.reset(connect_libpq(params, "could not connect to " + redacted_).release());
+  meta_.reset(connect_libpq(params, "could not connect to " + host_label(params)).release());
 }
 
 void WalSource::make_assembler() {

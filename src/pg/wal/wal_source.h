@@ -64,6 +64,7 @@ struct pg_conn;  // libpq's PGconn, kept out of this header (libpq types stay in
 namespace outbox_relay::pg {
 
 class ReplicationStream;
+struct SlotInfo;
 
 class WalSource final : public core::OutboxSource {
  public:
@@ -123,7 +124,19 @@ class WalSource final : public core::OutboxSource {
  private:
   using Clock = std::chrono::steady_clock;
 
+  // Connects the side connection and the replication connection to the same host of --db-url: the first,
+  // in its order, that accepts the connection, is not in recovery, and is not on a timeline older than
+  // the one streamed before (an old primary that came back). TransientError naming why each was skipped.
+  void connect_primary();
+  // The side connection again (parking), to the host the stream is on.
   void connect_meta();
+  // The server is of the cluster streamed before, on another timeline: a standby was promoted.
+  [[nodiscard]] bool promoted() const;
+  // After a promotion: the position to resume from (the slot's, synchronized from the old primary), and
+  // an error in the log if the relay had confirmed WAL the new timeline does not have.
+  uint64_t follow_promotion(const SlotInfo& slot);
+  // Logs what judge_failover() says about the slot (once, and again after following a promotion).
+  void report_failover() noexcept;
   void make_assembler();
   // Reads what has arrived, stopping early once `stop_at_records` records or the read-ahead bound are
   // ready. True when the socket had nothing more.
@@ -149,6 +162,10 @@ class WalSource final : public core::OutboxSource {
   TransactionAssembler assembler_;
   TxnQueue queue_;
 
+  std::string host_;       // host:port streamed from
+  std::string system_id_;  // IDENTIFY_SYSTEM of the stream last started
+  uint32_t timeline_ = 0;  // its timeline
+  bool failover_reported_ = false;
   bool parked_table_ready_ = false;
   bool warned_keep_size_ = false;
   std::atomic<bool> woken_{false};  // wake(): fetch() returns at its next check (within a status interval)
