@@ -283,6 +283,8 @@ def relay_argv(mode, topic, layout="default", slot=None, extra=(), exit_when_idl
     argv += RELAY_EXTRA
     if layout == "debezium":
         argv += ["--layout", "debezium", "--table", "dbz_outbox"]
+        if mode == "poll":
+            argv.append("--unordered")  # the table as Debezium has it: no ordering column
     if mode == "wal":
         argv += ["--mode", "wal", "--slot", slot,
                  "--publication", DBZ_RELAY_PUB if layout == "debezium" else PUB]

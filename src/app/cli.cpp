@@ -47,6 +47,9 @@ const std::vector<Flag>& flags() {
       {"route-by", &R::route_by, "Column that ${routedByValue} stands for (debezium route.by.field)"},
       {"order-by", &R::order_by,
        "Poll mode: claim in order of this column (default: id); needed for a uuid id, e.g. a Debezium table"},
+      {"unordered", &R::unordered,
+       "Poll mode: claim a table whose order column is not an ordering (a uuid id) anyway; one aggregate's "
+       "events may then be published out of order"},
       {"header-column", &R::header_columns, "Also send COLUMN as a header, COLUMN[:HEADER] (repeatable)"},
       {"batch-size", &R::batch_size, "Most events claimed and published per batch", {}, std::pair{1, 100000}},
       {"batch-bytes", &R::batch_bytes,

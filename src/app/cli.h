@@ -28,6 +28,7 @@ struct RawOptions {
   std::string topic_template;
   std::string route_by;
   std::string order_by;
+  bool unordered = false;
   std::vector<std::string> header_columns;
   std::size_t batch_size = 2000;
   std::string batch_bytes = "2MiB";

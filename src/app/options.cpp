@@ -118,6 +118,7 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
   o.topic_template = raw.topic_template;
   o.route_by_column = raw.route_by;
   o.order_by = raw.order_by;
+  o.unordered = raw.unordered;
   o.header_columns = raw.header_columns;
   o.batch_size = raw.batch_size;
   o.exit_when_idle = raw.exit_when_idle;

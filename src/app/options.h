@@ -35,6 +35,7 @@ struct Options {
   std::string topic_template;               // empty: the layout's default
   std::string route_by_column;              // empty: the layout's default
   std::string order_by;                     // poll mode claim order; empty: the id column
+  bool unordered{};                         // --unordered: accept a claim order that is no ordering
   std::vector<std::string> header_columns;  // "column[:header]" additional placements
   std::size_t batch_size{};
   std::size_t batch_bytes{};  // 0: no bound

@@ -279,16 +279,27 @@ TEST_CASE("a Debezium-style table is read as-is in poll mode and emptied") {
       "CREATE TABLE outbox (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid "
       "varchar(255) NOT NULL, "
       "type varchar(255) NOT NULL, payload jsonb)");
-  sql(url, "INSERT INTO outbox VALUES ('5d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c11', '" + type +
-               "', 'o-1', 'OrderCreated', '{\"a\":1}'), ('6d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c12', '" + type +
+  // Written in this order, but their uuids sort the other way: the claim order must be the write order.
+  sql(url, "INSERT INTO outbox VALUES ('6d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c12', '" + type +
+               "', 'o-1', 'OrderCreated', '{\"a\":1}'), ('5d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c11', '" + type +
                "', 'o-1', 'OrderShipped', '{\"a\":2}')");
-  Process relay(relay_args(url, {"--layout", "debezium", "--exit-when-idle"}));
+  {
+    // A uuid claim order would break the aggregate's order: refused at start with the statement to run.
+    Process refused(relay_args(url, {"--layout", "debezium", "--exit-when-idle", "--http-addr", "off"}));
+    REQUIRE(refused.wait(60s) == std::optional<int>(78));
+    INFO(refused.output());
+    CHECK(refused.output().find("ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY") != std::string::npos);
+    CHECK(refused.output().find("--unordered") != std::string::npos);
+    CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 2);
+  }
+  sql(url, "ALTER TABLE outbox ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY");
+  Process relay(relay_args(url, {"--layout", "debezium", "--order-by", "seq", "--exit-when-idle"}));
   REQUIRE(relay.wait(60s) == std::optional<int>(0));
   CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 0);
   const auto records = consume_at_least("outbox.event." + type, 2, 30s);
   REQUIRE(records.size() == 2);
   CHECK(records[0].key == std::optional<std::string>("o-1"));
-  CHECK(records[0].header("id") == std::optional<std::string>("5d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c11"));
+  CHECK(records[0].header("id") == std::optional<std::string>("6d3c0b64-1f3e-4c1a-9a53-7b1d3f0e2c12"));
   CHECK(records[0].header("type") == std::optional<std::string>("OrderCreated"));
   CHECK(records[1].header("type") == std::optional<std::string>("OrderShipped"));
 }
@@ -423,4 +434,43 @@ TEST_CASE("an idle leader and its standby keep their sessions and locks past --s
   CHECK(consume_at_least(topic, 1, 30s).size() == 1);
   stop_relay(b);
   stop_relay(a);
+}
+
+TEST_CASE("migrate --layout debezium adds an ordering column to a Debezium table; --unordered accepts none") {
+  const auto url = fresh_database("it_debezium_migrate");
+  const auto type = "MOrder" + std::to_string(std::hash<std::string>{}(unique_suffix()) % 100000);
+  sql(url,
+      "CREATE TABLE dbz (id uuid PRIMARY KEY, aggregatetype varchar(255) NOT NULL, aggregateid varchar(255) "
+      "NOT "
+      "NULL, type varchar(255) NOT NULL, payload jsonb)");
+  sql(url, "INSERT INTO dbz VALUES (gen_random_uuid(), '" + type + "', 'u', 'T', '{}')");
+  std::vector<std::pair<std::string, std::string>> committed;
+  for (const auto& r : sql(url, "SELECT id::text, aggregateid FROM dbz")) {
+    committed.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+  }
+  {
+    Process unordered(relay_args(url, {"--layout", "debezium", "--table", "dbz", "--unordered",
+                                       "--exit-when-idle", "--http-addr", "off"}));
+    REQUIRE(unordered.wait(60s) == std::optional<int>(0));
+    CHECK(unordered.output().find("with --unordered") != std::string::npos);
+  }
+  std::string out;
+  REQUIRE(run_command(relay_binary() + " migrate --layout debezium --table dbz --db-url '" + url + "' 2>&1",
+                      &out) == 0);
+  CHECK(out.find("has a new ordering column \"seq\"") != std::string::npos);
+  REQUIRE(run_command(relay_binary() + " migrate --layout debezium --table dbz --db-url '" + url + "' 2>&1",
+                      &out) == 0);
+  CHECK(out.find("already has its ordering column") != std::string::npos);
+  for (int i = 0; i < 20; ++i)
+    sql(url, "INSERT INTO dbz VALUES (gen_random_uuid(), '" + type + "', 'o-1', 'T', '{}')");
+  for (const auto& r : sql(url, "SELECT id::text, aggregateid FROM dbz ORDER BY seq")) {
+    committed.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+  }
+  Process relay(
+      relay_args(url, {"--layout", "debezium", "--table", "dbz", "--order-by", "seq", "--exit-when-idle"}));
+  REQUIRE(relay.wait(60s) == std::optional<int>(0));
+  const auto records = consume_at_least("outbox.event." + type, committed.size(), 30s);
+  const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
 }

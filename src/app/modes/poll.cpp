@@ -28,6 +28,7 @@ class PollMode final : public ModeDescription {
     c.shard_count = o.shard_count;
     c.skip_blocked_keys = o.on_poison == core::PoisonPolicy::kBlock;
     c.order_column = o.order_by;
+    c.allow_unordered = o.unordered;
     c.session_timeout = o.session_timeout;
     // block policy sends in waves, one batch at a time: a second session would only hold a connection
     c.pipeline = o.pipeline && o.on_poison != core::PoisonPolicy::kBlock;

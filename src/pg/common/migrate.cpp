@@ -83,6 +83,35 @@ const std::string& migration_sql(const std::string& name) {
   throw std::logic_error("migration " + name + " is not compiled in");
 }
 
+bool add_order_column(const std::string& conninfo, const std::string& table) {
+  std::unique_ptr<pqxx::connection> conn;
+  try {
+    conn = std::make_unique<pqxx::connection>(session_conninfo(
+        conninfo, {"outbox-relay migrate", std::chrono::seconds(10), std::chrono::seconds(60)}));
+  } catch (const pqxx::broken_connection& e) {
+    throw_connect_error(conninfo, "could not connect to " + redact_conninfo(conninfo), e.what());
+  }
+  const auto quoted = quote_qualified(table);
+  pqxx::work tx(*conn);
+  try {
+    const bool had = tx.exec_params(
+                           "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = "
+                           "'seq' AND NOT attisdropped",
+                           quoted)
+                         .size() > 0;
+    if (tx.exec_params("SELECT to_regclass($1)", quoted)[0][0].is_null()) {
+      throw std::runtime_error("table \"" + table + "\" does not exist");
+    }
+    tx.exec("ALTER TABLE " + quoted + " ADD COLUMN IF NOT EXISTS seq bigint GENERATED ALWAYS AS IDENTITY");
+    tx.exec("CREATE INDEX IF NOT EXISTS " + quote_ident(split_qualified(table).back() + "_seq_idx") + " ON " +
+            quoted + " (seq)");
+    tx.commit();
+    return !had;
+  } catch (const pqxx::sql_error& e) {
+    throw std::runtime_error("could not add column \"seq\" to \"" + table + "\": " + e.what());
+  }
+}
+
 std::vector<std::string> migrate(const std::string& conninfo) {
   std::unique_ptr<pqxx::connection> conn;
   try {

@@ -25,6 +25,11 @@ struct MigrationObject {
 // core::TransientError when the server cannot be reached and std::runtime_error when a migration fails.
 std::vector<std::string> migrate(const std::string& conninfo);
 
+// For a Debezium-style table (`table`, uuid id): adds an ordering column `seq` (bigint identity) and its
+// index unless present, so that poll mode can claim in write order (--order-by seq). Idempotent; returns
+// whether it added the column. Throws like migrate().
+bool add_order_column(const std::string& conninfo, const std::string& table);
+
 // The text of the embedded migration `name` ("003_parked.sql"); std::logic_error if it is not compiled in.
 [[nodiscard]] const std::string& migration_sql(const std::string& name);
 

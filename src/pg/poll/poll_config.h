@@ -30,6 +30,8 @@ struct PollSourceConfig {
   // Claim order (commit order per aggregate relies on it); empty = the id column. A Debezium table's
   // uuid id has no order: give it a sequence or timestamp column here, or use WAL mode.
   std::string order_column;
+  // A claim order that is not an ordering (a uuid) is refused at open() unless this is set (--unordered).
+  bool allow_unordered = false;
   // Watermark (integer id claimed in id order): a claim starts past the ids known to be done, so it
   // does not walk the index entries of sent rows that vacuum cannot remove yet (an old snapshot
   // elsewhere). A claim after an empty one (at most once a second) and one every full_scan_interval

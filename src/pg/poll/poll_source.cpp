@@ -174,9 +174,21 @@ void PollSource::inspect_table(Session& s) {
     throw core::ConfigError("--order-by: table \"" + config_.table + "\" has no column \"" + order + "\"");
   }
   if (table->type_of(order) == "uuid") {
+    // A uuid does not follow the commit order: one aggregate's events would go out of order, silently.
+    if (!config_.allow_unordered) {
+      throw core::ConfigError(
+          "table \"" + config_.table + "\" would be claimed in order of column \"" + order +
+          "\" (uuid), which is not the order events were written in: add an ordering column (ALTER TABLE " +
+          config_.table +
+          " ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY; or `outbox-relay migrate "
+          "--layout debezium --table " +
+          config_.table +
+          "`) and set --order-by seq, use --mode wal, or accept "
+          "unordered delivery with --unordered");
+    }
     spdlog::warn(
-        "claiming from \"{}\" in order of column \"{}\" (uuid): events of one aggregate may be published "
-        "out of order; set --order-by to a sequence or timestamp column, or use --mode wal",
+        "claiming from \"{}\" in order of column \"{}\" (uuid) with --unordered: events of one "
+        "aggregate may be published out of order",
         config_.table, order);
   }
   if (config_.on_sent == OnSent::kMark && !table->has("sent_at")) {
