@@ -7,6 +7,9 @@
 #   kafka.sh pause-node I / resume-node I   SIGSTOP / SIGCONT node I
 #   kafka.sh brokers               print the bootstrap list;  kafka.sh wait  wait until all nodes serve
 # Node I listens on 127.0.0.1:$((KAFKA_BASE_PORT+I-1)) (clients) and +100 (controller).
+# KAFKA_VERSION (default 3.9.1) may be a 4.x as well (e.g. 4.1.0, where transaction.version 2, KIP-890, is
+# on): the static controller.quorum.voters and `StorageTool format -t ID -c FILE` work on both. Only the
+# broker and StorageTool are fetched: the admin tools of 4.x (org.apache.kafka.tools.*) are not.
 source "$(dirname "$0")/common.sh"
 KDIR="$OUTBOX_RELAY_RUN/kafka"
 LIBS="$OUTBOX_RELAY_CACHE/kafka-$KAFKA_VERSION/libs"
