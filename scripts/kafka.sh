@@ -7,10 +7,23 @@
 #   kafka.sh pause-node I / resume-node I   SIGSTOP / SIGCONT node I
 #   kafka.sh brokers               print the bootstrap list;  kafka.sh wait  wait until all nodes serve
 # Node I listens on 127.0.0.1:$((KAFKA_BASE_PORT+I-1)) (clients) and +100 (controller).
+# KAFKA_VERSION (default 3.9.1) may be a 4.x as well (e.g. 4.1.0, where transaction.version 2, KIP-890, is
+# on): the static controller.quorum.voters and `StorageTool format -t ID -c FILE` work on both. Only the
+# broker and StorageTool are fetched: the admin tools of 4.x (org.apache.kafka.tools.*) are not.
 source "$(dirname "$0")/common.sh"
 KDIR="$OUTBOX_RELAY_RUN/kafka"
 LIBS="$OUTBOX_RELAY_CACHE/kafka-$KAFKA_VERSION/libs"
 KAFKA_HEAP=${KAFKA_HEAP:-}
+KAFKA_MAJOR=${KAFKA_VERSION%%.*}
+# Kafka 3.x logs through slf4j 1 to reload4j (log4j 1 syntax); 4.x dropped log4j 1 for log4j2 (and
+# ZooKeeper, which is not used here anyway). Each node gets both configurations, the JVM the one its
+# version reads.
+if [ "$KAFKA_MAJOR" -ge 4 ]; then
+  SLF4J_BINDING='<groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>2.24.3</version>'
+else
+  SLF4J_BINDING='<groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>1.7.36</version>'
+fi
+log_opts() { echo "-Dlog4j.configuration=file:$1/log4j.properties -Dlog4j2.configurationFile=$1/log4j2.properties"; }
 
 fetch() {
   [ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] && return 0
@@ -22,7 +35,7 @@ fetch() {
   <groupId>local.outbox-relay</groupId><artifactId>kafka-fetch</artifactId><version>1</version>
   <dependencies>
     <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId><version>1.7.36</version></dependency>
+    <dependency>$SLF4J_BINDING</dependency>
   </dependencies>
 </project>
 POM
@@ -80,7 +93,22 @@ log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=WARN
 L4J
-    java -cp "$LIBS/*" -Dlog4j.configuration="file:$d/log4j.properties" kafka.tools.StorageTool format \
+    cat >"$d/log4j2.properties" <<L4J2
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = $d/broker.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+L4J2
+    # shellcheck disable=SC2046
+    java -cp "$LIBS/*" $(log_opts "$d") kafka.tools.StorageTool format \
       -t "$cid" -c "$d/server.properties" >"$d/format.log" 2>&1 || { cat "$d/format.log" >&2; die "format failed"; }
   done
 }
@@ -93,7 +121,7 @@ start_node() {
   alive "$i" && return 0
   local heap=${KAFKA_HEAP:-$([ "$n" -ge 3 ] && echo 384m || echo 768m)}
   nohup java -Xms128m -Xmx"$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$d/log4j.properties" -cp "$LIBS/*" kafka.Kafka "$d/server.properties" \
+    $(log_opts "$d") -cp "$LIBS/*" kafka.Kafka "$d/server.properties" \
     >"$d/stdout.log" 2>&1 </dev/null &
   echo $! >"$d/pid"
 }

@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -19,6 +20,8 @@ from verify import verify
 # Server-side bound on a dead, paused or partitioned relay's session: the default --session-timeout (poll:
 # the session timeouts and TCP keepalives; WAL: the replication connection's wal_sender_timeout).
 LEASE = 60.0
+# The error line of a relay ended by --exactly-once's fencing (a newer producer of its transactional id).
+FENCED = re.compile(r"(fenced|same transactional id took over)", re.I)
 
 
 class Result:
@@ -51,7 +54,7 @@ class Case:
     """Shared setup: a fresh database, a unique topic, relay slots supervised like systemd would (an
     unexpected exit is recorded as a failure and the relay restarted), and the drain-and-verify finish."""
 
-    def __init__(self, ctx, name, mode, label=None):
+    def __init__(self, ctx, name, mode, label=None, eos=False):
         self.ctx = ctx
         self.name, self.mode = name, mode
         self.label = label or name
@@ -60,6 +63,11 @@ class Case:
         ctx.case_seq += 1  # soak rounds repeat a case: every instance gets its own topic
         self.topic = "e2e.%s.%s.%s.%d" % (self.label, mode, ctx.run_id, ctx.case_seq)
         self.slot = "e2e_" + tag
+        # --exactly-once: every batch one Kafka transaction with a checkpoint; the verifier reads with
+        # read_committed and must find no duplicate at all. The checkpoint topic is the case instance's own
+        # (soak rounds reuse the database name and with it the relay's identity, the checkpoint's key).
+        self.eos = eos
+        self.checkpoint_topic = "e2e.checkpoints.%s.%d" % (ctx.run_id, ctx.case_seq)
         self.result = Result(self.label, mode)
         self.relays = {}  # slot name -> Relay
         self.intended = set()  # relays whose exit we caused
@@ -81,6 +89,8 @@ class Case:
 
     def relay_args(self, extra=()):
         a = ["--topic-template", self.topic, "--drain-timeout", "5s"] + self.extra_relay_args
+        if self.eos:
+            a += ["--exactly-once", "--checkpoint-topic", self.checkpoint_topic]
         if self.mode == "wal":
             a += ["--slot", self.slot, "--heartbeat-interval", "1s"]
         return a + list(extra)
@@ -112,8 +122,13 @@ class Case:
                     continue
                 code = r.proc.returncode
                 lines = [ln for ln in r.output().splitlines() if " error " in ln or "fatal" in ln]
-                self.result.fail("relay %s exited by itself with code %s: %s" % (
-                    slot, code, lines[-1][-300:] if lines else "(no error line)"))
+                last = lines[-1][-300:] if lines else "(no error line)"
+                if self.eos and FENCED.search(last):
+                    # Exactly-once: a producer fenced by a newer one of the same transactional id (the
+                    # standby that took over) must end; systemd restarts it, here the watcher does.
+                    self.result.note("relay %s exited %s, fenced: %s" % (slot, code, last))
+                else:
+                    self.result.fail("relay %s exited by itself with code %s: %s" % (slot, code, last))
                 self.intended.add(r)
                 nr = H.Relay(r.name + "-restarted", self.db, self.relay_args(self._extra_of(slot)), mode=self.mode,
                              user=getattr(self, "users", {}).get(slot))
@@ -128,9 +143,14 @@ class Case:
         self.load = Load(self.db, **opts).start()
         return self.load
 
+    def consume(self, topic=None):
+        """Every record of the case's topic (or `topic`) as kcat reads it: exactly-once cases say
+        isolation.level=read_committed explicitly (kcat's default anyway), the others keep kcat's defaults."""
+        return H.consume_all(topic or self.topic, isolation="read_committed" if self.eos else None)
+
     def wait_published(self, n, timeout=60):
         """Waits until at least n records are in the topic (progress under load, before a fault)."""
-        wait_until(lambda: len(H.consume_all(self.topic)) >= n, timeout, "%d records in %s" % (n, self.topic),
+        wait_until(lambda: len(self.consume()) >= n, timeout, "%d records in %s" % (n, self.topic),
                    interval=0.5)
 
     # ---------------------------------------------------------- finish
@@ -145,7 +165,7 @@ class Case:
         deadline = time.monotonic() + drain_timeout
         v = None
         while True:
-            v = verify(truth, H.consume_all(self.topic), rb)
+            v = verify(truth, self.consume(), rb)
             if v.lost == 0 or time.monotonic() >= deadline:
                 break
             time.sleep(1.0)  # polling interval of a condition wait with a deadline
@@ -161,7 +181,7 @@ class Case:
                     slot, code, " (did not stop within 40s; stacks in %s)" % r.stacks_path
                     if getattr(r, "stacks_path", None) else ""))
         # Final read after every relay is gone: a paused or slow one can no longer add anything.
-        v = verify(truth, H.consume_all(self.topic), rb)
+        v = verify(truth, self.consume(), rb)
         self.result.verdict = v
         self.result.seconds = time.time() - self.t_start
         for kind, t0, t1 in self.faults:
@@ -171,6 +191,8 @@ class Case:
                 self.result.recovery.append(rs)
         if not v.ok():
             self.result.fail("promises 1-2: " + v.summary())
+        if self.eos and v.duplicates:
+            self.result.fail("exactly-once: %d duplicates seen by a read_committed consumer" % v.duplicates)
         # Duplicates only as a re-send of the tail that was unconfirmed when a fault struck: the first copy
         # of every duplicate was published shortly before (or during) some fault.
         odd = [t for t in v.dup_first_ts if not any(t0 - 70 <= t <= t1 + 10 for _, t0, t1 in self.faults)]
@@ -208,7 +230,7 @@ class Case:
 
 
 def run_case(ctx, fn, name, mode, **kw):
-    c = Case(ctx, name, mode, label=kw.pop("label", None))
+    c = Case(ctx, name, mode, label=kw.pop("label", None), eos=kw.pop("eos", False))
     log("=== %s (%s) ===" % (c.label, mode))
     try:
         c.setup(create_topic=kw.pop("create_topic", True))
@@ -729,18 +751,18 @@ def case_poison(c, policy="park"):
         dl_ids = {str(i) for k, i in poison_ids.items() if k != "too-large"}
         try:
             recs = wait_until(lambda: (lambda r: r if len({x["hdr"].get("id") for x in r} & dl_ids)
-                                       == len(dl_ids) else None)(H.consume_all(dlq)), 30, "dead letters")
+                                       == len(dl_ids) else None)(c.consume(dlq)), 30, "dead letters")
             for rec in recs:
                 if "dlq.error" not in rec["hdr"]:
                     c.result.fail("dead letter %s without a dlq.error header" % rec["hdr"].get("id"))
         except E2EError:
-            got = {x["hdr"].get("id") for x in H.consume_all(dlq)}
+            got = {x["hdr"].get("id") for x in c.consume(dlq)}
             c.result.fail("not dead-lettered: %s" % [k for k, i in poison_ids.items()
                                                      if str(i) not in got and str(i) in dl_ids])
     if policy == "block":
         # later events of a poisoned aggregate are held while the rest flows ...
         fault_pause(c, 3, 4)
-        published = {r["hdr"].get("id") for r in H.consume_all(c.topic)}
+        published = {r["hdr"].get("id") for r in c.consume()}
         leaked = [i for i in held_ids if str(i) in published]
         if leaked:
             c.result.fail("block: events behind a parked one were published: %s" % leaked)
@@ -758,7 +780,7 @@ def case_poison(c, policy="park"):
     c.finish()
     v = c.result.verdict
     if v is not None:
-        recs = {r["hdr"].get("id"): r for r in H.consume_all(c.topic)}
+        recs = {r["hdr"].get("id"): r for r in c.consume()}
         t = recs.get(str(tomb))
         if t is None or t.get("payload") is not None:
             c.result.fail("tombstone %s did not arrive as a record with a null value" % tomb)

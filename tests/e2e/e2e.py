@@ -42,6 +42,11 @@ def plan(quick, soak_seconds):
     def add(label, fn, modes, est, **kw):
         for m in modes:
             P.append((label, fn, m, dict(kw), est))
+
+    def add_eos(label, fn, modes, est, **kw):
+        """The case with the relay in --exactly-once mode (label eos-<label>): a read_committed consumer
+        must see no duplicate either."""
+        add("eos-" + label, fn, modes, est, eos=True, **kw)
     if quick:
         add("sigkill", C.case_sigkill, ["poll", "wal"], 30, kills=4)
         add("pg-terminate", C.case_pg_terminate, ["poll", "wal"], 20, rounds=3)
@@ -59,9 +64,11 @@ def plan(quick, soak_seconds):
         add("net-pg-ha", C.case_net_pg_ha, ["poll", "wal"], 30, lease=10)
         if PG_VERSION >= 17:  # failover slots: WAL mode follows a promoted standby
             add("pg-failover", C.case_pg_failover, ["poll", "wal"], 60, replication="sync")
+        add_eos("sigkill", C.case_sigkill, ["poll", "wal"], 30, kills=4)
+        add_eos("broker-kill", C.case_broker_kill, ["poll"], 40, rounds=1, down=6.0)
         return P, []
     old = 300.0 if soak_seconds >= 45 * 60 else 120.0
-    # Most telling first: with --soak shorter than a full pass (~45 min) the cases that no longer fit are
+    # Most telling first: with --soak shorter than a full pass (~70 min, the eos- cases last) the cases that no longer fit are
     # skipped (and named in the output).
     add("sigkill", C.case_sigkill, ["poll", "wal"], 90, kills=20)
     add("ha", C.case_ha, ["poll", "wal"], 90, kills=6)
@@ -84,9 +91,18 @@ def plan(quick, soak_seconds):
         replication="sync")
     add("pg-failover-async", C.case_pg_failover, ["poll"] + (["wal"] if PG_VERSION >= 17 else []), 70,
         replication="async", allow_phantom=True)
+    # The same faults with --exactly-once: no duplicates at all for a read_committed consumer.
+    add_eos("sigkill", C.case_sigkill, ["poll", "wal"], 90, kills=20)
+    add_eos("ha", C.case_ha, ["poll", "wal"], 90, kills=6)
+    add_eos("broker-kill", C.case_broker_kill, ["poll", "wal"], 120, rounds=3, down=15.0)
+    add_eos("pg-restart", C.case_pg_restart, ["poll", "wal"], 45, rounds=3)
+    add_eos("pg-terminate", C.case_pg_terminate, ["poll", "wal"], 40, rounds=6)
+    add_eos("net-kafka", C.case_net_cut, ["poll", "wal"], 80, target="kafka", rounds=2, down=20.0)
+    add_eos("cluster-stop", C.case_cluster_stop, ["poll", "wal"], 110, down=30.0)
+    add_eos("sigstop-busy", C.case_sigstop_lease, ["poll", "wal"], 110, idle=False)
     # Rounds after the first pass: the fault cases again, for more events and kills.
     again = [p for p in P if p[0] in ("sigkill", "broker-kill", "pg-restart", "pg-terminate", "net-kafka",
-                                      "net-pg", "ha", "ha-shard")]
+                                      "net-pg", "ha", "ha-shard", "eos-sigkill", "eos-ha", "eos-broker-kill")]
     return P, again
 
 
@@ -118,13 +134,13 @@ def print_table(results):
         m["stall"] += r.stalls
         m["take"] += r.takeovers
         m["fail"] += r.failures
-    hdr = "%-14s %-4s %5s %6s %7s %5s %7s %5s %6s %12s %12s %12s" % (
+    hdr = "%-17s %-4s %5s %6s %7s %5s %7s %5s %6s %12s %12s %12s" % (
         "fault", "mode", "runs", "faults", "events", "lost", "phantom", "dup", "reord", "resume avg/max",
         "stall avg/max", "takeover avg/max")
     print("\n" + hdr)
     print("-" * len(hdr))
     for (case, mode), m in rows.items():
-        print("%-14s %-4s %2d/%-2d %6d %7d %5d %7d %5d %6d %14s %13s %16s" % (
+        print("%-17s %-4s %2d/%-2d %6d %7d %5d %7d %5d %6d %14s %13s %16s" % (
             case, mode, m["pass"], m["runs"], m["faults"], m["events"], m["lost"], m["phantom"], m["dup"],
             m["reord"] + m["mism"], fmt_secs(m["rec"]), fmt_secs(m["stall"]), fmt_secs(m["take"])))
     print("(seconds; resume = heal -> first record appended after it; stall = longest gap in appends around the "

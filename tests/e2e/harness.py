@@ -375,12 +375,18 @@ def kill_all_relays():
 
 # ---------------------------------------------------------------- consuming (kcat, independent client)
 
-def end_offsets(topic):
-    """{partition: high watermark} of `topic` now (kcat -Q with timestamp -1 = the end)."""
+def _isolation_args(isolation):
+    """kcat -X isolation.level=... when given; None keeps kcat's default (librdkafka's: read_committed)."""
+    return ["-X", "isolation.level=" + isolation] if isolation else []
+
+
+def end_offsets(topic, isolation=None):
+    """{partition: end offset} of `topic` now (kcat -Q with timestamp -1 = the end: the high watermark, or
+    for read_committed the last stable offset)."""
     md = topic_metadata(topic)
     if not md:
         return {}
-    args = ["kcat", "-b", kafka_brokers(), "-Q"]
+    args = ["kcat", "-b", kafka_brokers(), "-Q"] + _isolation_args(isolation)
     for p in md["partitions"]:
         args += ["-t", "%s:%d:-1" % (topic, p["partition"])]
     r = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -394,11 +400,12 @@ def end_offsets(topic):
     return out
 
 
-def consume_all(topic, timeout=180):
+def consume_all(topic, timeout=180, isolation=None):
     """Every record of `topic` from the beginning up to its end offsets as of the call, as dicts from
-    kcat -J. (kcat -e alone may never see the end while a relay keeps producing.)"""
+    kcat -J. (kcat -e alone may never see the end while a relay keeps producing.) `isolation`:
+    read_committed (aborted transactions' records are skipped) or read_uncommitted; None: kcat's default."""
     try:
-        ends = end_offsets(topic)
+        ends = end_offsets(topic, isolation)
     except (E2EError, subprocess.TimeoutExpired):
         return []
     out = []
@@ -406,7 +413,7 @@ def consume_all(topic, timeout=180):
         if end <= 0:
             continue
         r = subprocess.run(["kcat", "-b", kafka_brokers(), "-C", "-t", topic, "-p", str(part), "-o", "beginning",
-                            "-c", str(end), "-e", "-q", "-J"],
+                            "-c", str(end), "-e", "-q", "-J"] + _isolation_args(isolation),
                            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         for line in r.stdout.splitlines():
             if not line.startswith("{"):
