@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
 #include "core/errors.h"
 
@@ -135,20 +136,32 @@ std::optional<core::Checkpoint> read_checkpoint(const std::vector<Property>& pro
   }
   std::unique_ptr<rd_kafka_t, ClientDeleter> rk(raw);
 
-  const rd_kafka_metadata_t* md = nullptr;
   std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(
       rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
-  const auto merr = rd_kafka_metadata(rk.get(), 0, rkt.get(), &md, ms(timeout));
-  if (merr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    throw core::TransientError("could not read checkpoint topic \"" + topic +
-                               "\": " + rd_kafka_err2str(merr));
-  }
-  std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> md_owner(
-      md, &rd_kafka_metadata_destroy);
-  if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
-      md->topics[0].partition_cnt == 0) {
-    throw core::TransientError("could not read checkpoint topic \"" + topic + "\": " +
-                               (md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no metadata"));
+  // A topic created a moment ago (ensure_checkpoint_topic) may not be known to every broker yet: ask
+  // again until it is, within the deadline.
+  std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> md(
+      nullptr, &rd_kafka_metadata_destroy);
+  for (;;) {
+    const rd_kafka_metadata_t* raw_md = nullptr;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto merr = rd_kafka_metadata(rk.get(), 0, rkt.get(), &raw_md, ms(left));
+    if (merr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw core::TransientError("could not read checkpoint topic \"" + topic +
+                                 "\": " + rd_kafka_err2str(merr));
+    }
+    md.reset(raw_md);
+    const bool known = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                       md->topics[0].partition_cnt > 0;
+    if (known) break;
+    const bool pending =
+        md->topic_cnt == 1 && (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                               md->topics[0].err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
+    if (!pending || Clock::now() >= deadline) {
+      throw core::TransientError("could not read checkpoint topic \"" + topic + "\": " +
+                                 (md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no metadata"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // between metadata requests
   }
   std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter> parts(
       rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt));
