@@ -5,7 +5,8 @@
 # undefined) and builds tests/fuzz/fuzz_pgoutput.cpp against the relay_pg_decode library, then runs
 # libFuzzer for SECONDS seeded from tests/fuzz/corpus/. New inputs go to build-fuzz/corpus/ (the
 # checked-in seeds are never modified); a crash, sanitizer report or leak leaves build-fuzz/crash-* (or
-# leak-*, timeout-*) and makes the script exit non-zero. FUZZ_RUNS=N stops after N executions instead.
+# leak-*, timeout-*) and makes the script exit non-zero. FUZZ_RUNS=N stops after N executions instead;
+# FUZZ_MAX_LEN (65536) bounds an input's size (a smaller bound runs many more executions per second).
 set -euo pipefail
 DURATION=${1:-60}
 case "$DURATION" in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 64 ;; esac
@@ -31,5 +32,5 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 # -rss_limit_mb bounds memory (a decoder allocating from an unchecked length shows up here);
 # -timeout flags inputs that take over 10 s; exit status is non-zero on any finding.
 "$OUT/tests/fuzz_pgoutput" -max_total_time="$DURATION" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=10 \
-  -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$OUT/" \
+  -rss_limit_mb=2048 -max_len="${FUZZ_MAX_LEN:-65536}" -print_final_stats=1 -artifact_prefix="$OUT/" \
   "$OUT/corpus" "$ROOT/tests/fuzz/corpus"
