@@ -83,14 +83,22 @@ const std::string& migration_sql(const std::string& name) {
   throw std::logic_error("migration " + name + " is not compiled in");
 }
 
-bool add_order_column(const std::string& conninfo, const std::string& table) {
-  std::unique_ptr<pqxx::connection> conn;
+namespace {
+
+// The migrate command's connection (bounded connect, statements up to a minute).
+std::unique_ptr<pqxx::connection> connect_migrate(const std::string& conninfo) {
   try {
-    conn = std::make_unique<pqxx::connection>(session_conninfo(
+    return std::make_unique<pqxx::connection>(session_conninfo(
         conninfo, {"outbox-relay migrate", std::chrono::seconds(10), std::chrono::seconds(60)}));
   } catch (const pqxx::broken_connection& e) {
     throw_connect_error(conninfo, "could not connect to " + redact_conninfo(conninfo), e.what());
   }
+}
+
+}  // namespace
+
+bool add_order_column(const std::string& conninfo, const std::string& table) {
+  const auto conn = connect_migrate(conninfo);
   const auto quoted = quote_qualified(table);
   pqxx::work tx(*conn);
   try {
@@ -113,13 +121,7 @@ bool add_order_column(const std::string& conninfo, const std::string& table) {
 }
 
 std::vector<std::string> migrate(const std::string& conninfo) {
-  std::unique_ptr<pqxx::connection> conn;
-  try {
-    conn = std::make_unique<pqxx::connection>(session_conninfo(
-        conninfo, {"outbox-relay migrate", std::chrono::seconds(10), std::chrono::seconds(60)}));
-  } catch (const pqxx::broken_connection& e) {
-    throw_connect_error(conninfo, "could not connect to " + redact_conninfo(conninfo), e.what());
-  }
+  const auto conn = connect_migrate(conninfo);
   {
     pqxx::nontransaction n(*conn);
     n.exec("SELECT pg_advisory_lock(" + std::to_string(kMigrationLockKey) + ")");
