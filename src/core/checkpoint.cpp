@@ -18,7 +18,7 @@ DecodedCheckpoint decode_checkpoint(const std::string& value) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(value);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // not JSON, or numbers it cannot hold
     throw std::invalid_argument(std::string("checkpoint is not JSON: ") + e.what());
   }
   if (!j.is_object()) throw std::invalid_argument("checkpoint is not a JSON object");

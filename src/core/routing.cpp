@@ -169,6 +169,10 @@ std::vector<Header> parse_headers_json(const std::string& json_text) {
     j = nlohmann::ordered_json::parse(json_text);
   } catch (const nlohmann::json::parse_error& e) {
     throw std::invalid_argument(std::string("headers is not valid JSON: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    // Valid JSON the parser cannot hold, e.g. a number beyond a double (jsonb's numeric allows 1e666):
+    // the row is poison with the reason, never an exception that ends the relay on every restart.
+    throw std::invalid_argument(std::string("headers cannot be read: ") + e.what());
   }
   if (j.is_null()) return {};
   if (!j.is_object())

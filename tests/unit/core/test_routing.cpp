@@ -181,3 +181,11 @@ TEST_CASE("layout validation: a header placement may not reuse a reserved or tak
   extra.header_placements.push_back({"aggregate_type", "aggregate-type"});
   CHECK_NOTHROW(extra.validate());
 }
+
+TEST_CASE("headers holding a number beyond a double are poison with a reason, not an exception") {
+  // jsonb accepts it (numeric); found by the decoder fuzzer, where it ended the process.
+  const Router router(Layout::default_layout());
+  const auto r = router.map(default_row(std::string(R"({"n": 2021666E666})")));
+  REQUIRE(r.index() == 1);
+  CHECK(std::get<1>(r).find("headers cannot be read") == 0);
+}
