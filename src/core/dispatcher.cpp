@@ -57,9 +57,8 @@ StepResult Dispatcher::step() {
       metrics_.leader.store(source_.leader());
       last_fetch_empty_ = batch.empty();
       if (batch.empty()) {
-        // A source that just took the lead returns an empty batch first, so that recovery runs before it
-        // claims anything.
-        if (!recovered_ && source_.leader()) recover();
+        // A source that just took the lead returns an empty batch first: the next step recovers (above)
+        // before it claims anything.
         if (recovered_) refresh_idle_checkpoint();
         // Idle proves the connection, not that a batch can be committed: after a batch failed, only a
         // committed batch ends the backoff (a commit that keeps failing must not re-send at once).
