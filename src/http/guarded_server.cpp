@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -25,6 +26,9 @@ using Clock = std::chrono::steady_clock;
 
 // Set while the accepting thread runs a connection it refused (AdmissionQueue::enqueue).
 thread_local bool t_refusing = false;
+// The accept order of the connection a worker runs (AdmissionQueue::enqueue numbers them), so that
+// GuardedServer::enter decides admissions in that order whichever worker gets to it first.
+thread_local std::uint64_t t_ticket = 0;
 
 // kWorkers threads; a connection is handed to one only when it is idle, never queued behind others.
 class AdmissionQueue final : public httplib::TaskQueue {
@@ -38,7 +42,10 @@ class AdmissionQueue final : public httplib::TaskQueue {
       std::lock_guard lock(mu_);
       if (idle_ > 0) {
         --idle_;
-        jobs_.push_back(std::move(fn));
+        jobs_.push_back([ticket = next_ticket_++, fn = std::move(fn)] {
+          t_ticket = ticket;
+          fn();
+        });
         cv_.notify_one();
         return;
       }
@@ -79,6 +86,7 @@ class AdmissionQueue final : public httplib::TaskQueue {
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
   std::size_t idle_;
+  std::uint64_t next_ticket_ = 0;
   bool shutdown_ = false;
   std::vector<std::thread> threads_;
 };
@@ -189,7 +197,12 @@ GuardedServer::GuardedServer() {
 void GuardedServer::widen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
 
 bool GuardedServer::enter(const std::string& peer) {
-  std::lock_guard lock(peers_mu_);
+  std::unique_lock lock(peers_mu_);
+  // Connections accepted earlier are decided first: otherwise a peer's (n+1)th connection could take
+  // the slot of its nth, whose worker was slower to start, and the nth would be refused instead.
+  turn_cv_.wait(lock, [this] { return turn_ == t_ticket; });
+  ++turn_;
+  turn_cv_.notify_all();
   auto& n = peers_[peer];
   if (n >= kConnectionsPerPeer) return false;
   ++n;

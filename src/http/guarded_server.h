@@ -12,6 +12,8 @@
 
 #include <httplib.h>
 
+#include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -37,6 +39,8 @@ class GuardedServer final : public httplib::Server {
 
   std::mutex peers_mu_;
   std::map<std::string, std::size_t> peers_;  // connections being served, by peer address
+  std::condition_variable turn_cv_;
+  std::uint64_t turn_ = 0;  // the accept ticket whose admission is decided next
 };
 
 }  // namespace outbox_relay::http

@@ -82,8 +82,6 @@ void Producer::on_delivery(rd_kafka_s* /*rk*/, const rd_kafka_message_s* m, void
   std::unique_ptr<Pending> p(static_cast<Pending*>(m->_private));
   if (!p || p->generation != self->generation_) return;
   core::Delivery& d = *p->delivery;
-  const bool unknown_topic =
-      m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (self->unknown_topics_.tracked() > 0) self->unknown_topics_.delivered(rd_kafka_topic_name(m->rkt));
     d.status = core::DeliveryStatus::kAcked;
@@ -91,17 +89,27 @@ void Producer::on_delivery(rd_kafka_s* /*rk*/, const rd_kafka_message_s* m, void
     d.offset = m->offset;
     if (!self->brokers_up_.exchange(true) && self->was_down_.exchange(false))
       spdlog::info("kafka is reachable again");
-  } else if (unknown_topic &&
-             !self->unknown_topics_.poison(rd_kafka_topic_name(m->rkt), std::chrono::steady_clock::now())) {
-    d.status = core::DeliveryStatus::kRetriable;
-    d.error = std::string(rd_kafka_err2str(m->err)) + " (retried for up to " +
-              std::to_string(self->unknown_topics_.grace().count() / 1000) +
-              " s in case the topic is being created)";
   } else {
-    d.status = is_poison_error(m->err) ? core::DeliveryStatus::kPoison : core::DeliveryStatus::kRetriable;
-    d.error = rd_kafka_err2str(m->err);
+    self->failed(d, m->err, rd_kafka_topic_name(m->rkt));
   }
   --self->outstanding_;
+}
+
+// A record to `topic` failed with `err`, in its delivery report or already when it was produced
+// (librdkafka refuses a topic its metadata cache holds as absent, e.g. just after a deletion).
+void Producer::failed(core::Delivery& d, int err, const std::string& topic) {
+  const auto code = static_cast<rd_kafka_resp_err_t>(err);
+  const bool unknown_topic =
+      code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || code == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+  if (unknown_topic && !unknown_topics_.poison(topic, std::chrono::steady_clock::now())) {
+    d.status = core::DeliveryStatus::kRetriable;
+    d.error = std::string(rd_kafka_err2str(code)) + " (retried for up to " +
+              std::to_string(unknown_topics_.grace().count() / 1000) +
+              " s in case the topic is being created)";
+    return;
+  }
+  d.status = is_poison_error(err) ? core::DeliveryStatus::kPoison : core::DeliveryStatus::kRetriable;
+  d.error = rd_kafka_err2str(code);
 }
 
 void Producer::on_error(rd_kafka_s* rk, int e, const char* reason, void* opaque) {
@@ -194,8 +202,7 @@ void Producer::send(std::span<const core::OutboxMessage> messages, std::span<cor
       }
       rd_kafka_headers_destroy(hdrs);
       delete p;
-      out[i].status = is_poison_error(err) ? core::DeliveryStatus::kPoison : core::DeliveryStatus::kRetriable;
-      out[i].error = rd_kafka_err2str(err);
+      failed(out[i], err, m.topic);
       break;
     }
   }

@@ -61,6 +61,8 @@ class Producer final : public core::Publisher {
 
  private:
   static void on_delivery(rd_kafka_s* rk, const rd_kafka_message_s* msg, void* opaque);
+  // Records a failed send in `d`: poison or retriable (an unknown topic is retriable for a grace).
+  void failed(core::Delivery& d, int err, const std::string& topic);
   static void on_error(rd_kafka_s* rk, int err, const char* reason, void* opaque);
   static void on_log(const rd_kafka_s* rk, int level, const char* fac, const char* buf);
   rd_kafka_topic_s* topic(const std::string& name);

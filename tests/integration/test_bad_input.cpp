@@ -120,14 +120,19 @@ TEST_CASE("bad input 6: a topic deleted while the relay runs parks nothing; the 
   // meanwhile sends answer "unknown topic".
   insert(url, topic, 21, 60);
   std::vector<Record> records;
-  REQUIRE(wait_until(
+  const bool all = wait_until(
       [&] {
         records = consume_all(topic);
         std::set<std::string> ids;
         for (const auto& rec : records) ids.insert(rec.header("id").value_or(""));
         return ids.size() >= 40;
       },
-      90s));
+      90s);
+  if (!all) {
+    MESSAGE("unsent rows: ", sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+            ", records: ", records.size(), "\n", relay.output());
+  }
+  REQUIRE(all);
   stop_relay(relay);
   CHECK(sql_count(url, "SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL") == 0);
   // What the re-created topic holds: events 21..60 in per-key order (1..20 went with the old topic).

@@ -1,7 +1,11 @@
 // The producer against librdkafka's in-process mock cluster (test.mock.num.brokers): no servers.
 #include <doctest/doctest.h>
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,4 +43,44 @@ TEST_CASE("producer: topic handles stay bounded however many topics the rows nam
   std::size_t acked = 0;
   for (const auto& d : out) acked += d.status == core::DeliveryStatus::kAcked ? 1 : 0;
   CHECK(acked == topics);
+}
+
+TEST_CASE(
+    "producer: a topic the cluster calls unknown is retriable for the grace, whether the report or the "
+    "send says so") {
+  // A mock cluster of our own, so that its metadata can answer "unknown topic" for one topic (as a
+  // broker does between a topic's deletion and its re-creation).
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> owner(
+      rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err), &rd_kafka_destroy);
+  REQUIRE(owner);
+  std::unique_ptr<rd_kafka_mock_cluster_t, decltype(&rd_kafka_mock_cluster_destroy)> cluster(
+      rd_kafka_mock_cluster_new(owner.get(), 1), &rd_kafka_mock_cluster_destroy);
+  REQUIRE(cluster);
+  REQUIRE(rd_kafka_mock_topic_create(cluster.get(), "deleted", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_mock_topic_set_error(cluster.get(), "deleted", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  kafka::Producer producer(
+      kafka::producer_properties(rd_kafka_mock_cluster_bootstraps(cluster.get()),
+                                 {{"linger.ms", "0"}, {"topic.metadata.propagation.max.ms", "10"}}));
+  std::vector<core::OutboxMessage> one(1);
+  one[0].id = "1";
+  one[0].topic = "deleted";
+  one[0].key = "k";
+  one[0].value = "v";
+  // First send: queued while metadata is asked for; the report says the topic is unknown.
+  std::vector<core::Delivery> first(1);
+  producer.send(one, first);
+  REQUIRE(producer.await(std::chrono::seconds(30)));
+  INFO(first[0].error);
+  CHECK(first[0].status == core::DeliveryStatus::kRetriable);
+  CHECK(first[0].error.find("in case the topic is being created") != std::string::npos);
+  // Second send: librdkafka now holds the topic as absent and refuses the record at once. Within the
+  // grace that is no reason to park it either.
+  std::vector<core::Delivery> second(1);
+  producer.send(one, second);
+  REQUIRE(producer.await(std::chrono::seconds(30)));
+  INFO(second[0].error);
+  CHECK(second[0].status == core::DeliveryStatus::kRetriable);
+  CHECK(second[0].error.find("in case the topic is being created") != std::string::npos);
 }
