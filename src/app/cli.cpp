@@ -86,6 +86,12 @@ const std::vector<Flag>& flags() {
        "the table or slot; relays that stand in for each other must share it)"},
       {"checkpoint-topic", &R::checkpoint_topic,
        "Exactly-once: compacted topic holding each relay's checkpoint (created if missing)"},
+      {"transaction-batches",
+       &R::transaction_batches,
+       "Exactly-once: under a backlog a transaction claims up to this many batches' worth (--batch-size and "
+       "--batch-bytes times N), as each one costs a fixed commit; one batch again once caught up",
+       {},
+       std::pair{1, 64}},
       {"transaction-timeout", &R::transaction_timeout,
        "Exactly-once: transaction.timeout.ms; the broker aborts a transaction open longer than this"},
       {.name = "kafka-property",

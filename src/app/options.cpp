@@ -121,6 +121,7 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
   o.unordered = raw.unordered;
   o.header_columns = raw.header_columns;
   o.batch_size = raw.batch_size;
+  o.transaction_batches = raw.transaction_batches;
   o.exit_when_idle = raw.exit_when_idle;
   o.dlq_topic = raw.dlq_topic;
   o.slot = raw.slot;
@@ -297,6 +298,7 @@ core::DispatcherConfig Options::dispatcher_config() const {
   core::DispatcherConfig c;
   c.batch_size = batch_size;
   c.batch_bytes = batch_bytes;
+  c.transaction_batches = transaction_batches;
   c.poll_interval = poll_interval;
   c.drain_timeout = drain_timeout;
   c.exit_when_idle = exit_when_idle;

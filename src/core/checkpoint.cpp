@@ -1,16 +1,50 @@
 #include "core/checkpoint.h"
 
 #include <charconv>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
 namespace outbox_relay::core {
 
+namespace {
+
+// An id written the one way a bigint column prints it (no sign, no leading zero), as a number; a run of
+// consecutive such ids is stored as its first id and length.
+std::optional<uint64_t> canonical_number(const std::string& id) {
+  if (id.empty() || id.size() > 18 || (id.size() > 1 && id[0] == '0')) return std::nullopt;
+  uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), v);
+  if (ec != std::errc() || p != id.data() + id.size()) return std::nullopt;
+  return v;
+}
+
+constexpr std::size_t kMinRun = 3;           // shorter runs stay single ids
+constexpr std::size_t kMaxIds = 10'000'000;  // what a decoded checkpoint may expand to
+
+}  // namespace
+
 std::string encode_checkpoint(const Checkpoint& checkpoint, const std::string& identity) {
-  nlohmann::json j = {{"v", 1},
-                      {"identity", identity},
-                      {"position", std::to_string(checkpoint.position)},
-                      {"ids", checkpoint.ids}};
+  // ids: an array of single ids ("17") and runs (["100", 2000] = 100..2099), in the checkpoint's order,
+  // so that a batch of consecutive ids costs a few bytes however large it is.
+  auto ids = nlohmann::json::array();
+  const auto& in = checkpoint.ids;
+  for (std::size_t i = 0; i < in.size();) {
+    std::size_t n = 1;
+    if (const auto first = canonical_number(in[i])) {
+      while (i + n < in.size() && canonical_number(in[i + n]) == *first + n) ++n;
+    }
+    if (n >= kMinRun) {
+      ids.push_back(nlohmann::json::array({in[i], n}));
+    } else {
+      for (std::size_t k = 0; k < n; ++k) ids.push_back(in[i + k]);
+    }
+    i += n;
+  }
+  nlohmann::json j = {
+      {"v", 2}, {"identity", identity}, {"position", std::to_string(checkpoint.position)}, {"ids", ids}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -22,8 +56,9 @@ DecodedCheckpoint decode_checkpoint(const std::string& value) {
     throw std::invalid_argument(std::string("checkpoint is not JSON: ") + e.what());
   }
   if (!j.is_object()) throw std::invalid_argument("checkpoint is not a JSON object");
-  if (!j.contains("v") || !j["v"].is_number_integer() || j["v"].get<int>() != 1) {
-    throw std::invalid_argument("checkpoint has an unknown version (this relay reads version 1)");
+  const int version = j.contains("v") && j["v"].is_number_integer() ? j["v"].get<int>() : 0;
+  if (version != 1 && version != 2) {
+    throw std::invalid_argument("checkpoint has an unknown version (this relay reads versions 1 and 2)");
   }
   DecodedCheckpoint d;
   if (!j.contains("identity") || !j["identity"].is_string())
@@ -36,9 +71,21 @@ DecodedCheckpoint decode_checkpoint(const std::string& value) {
   if (ec != std::errc() || p != pos.data() + pos.size() || pos.empty())
     throw std::invalid_argument("checkpoint position \"" + pos + "\" is not a number");
   if (!j.contains("ids") || !j["ids"].is_array()) throw std::invalid_argument("checkpoint has no ids");
+  auto& ids = d.checkpoint.ids;
   for (const auto& id : j["ids"]) {
-    if (!id.is_string()) throw std::invalid_argument("checkpoint ids must be strings");
-    d.checkpoint.ids.push_back(id.get<std::string>());
+    if (id.is_string()) {
+      ids.push_back(id.get<std::string>());
+    } else if (version == 2 && id.is_array() && id.size() == 2 && id[0].is_string() &&
+               id[1].is_number_unsigned()) {
+      const auto first = canonical_number(id[0].get<std::string>());
+      const auto n = id[1].get<uint64_t>();
+      if (!first || n == 0 || n > kMaxIds || *first > std::numeric_limits<uint64_t>::max() - n)
+        throw std::invalid_argument("checkpoint has a malformed run of ids");
+      for (uint64_t k = 0; k < n && ids.size() <= kMaxIds; ++k) ids.push_back(std::to_string(*first + k));
+    } else {
+      throw std::invalid_argument("checkpoint ids must be strings or runs [\"first\", count]");
+    }
+    if (ids.size() > kMaxIds) throw std::invalid_argument("checkpoint names too many ids");
   }
   return d;
 }

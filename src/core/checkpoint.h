@@ -20,9 +20,11 @@ struct Checkpoint {
   bool operator==(const Checkpoint&) const = default;
 };
 
-// The checkpoint record's value: a JSON object {"v":1,"identity":…,"position":"<decimal>","ids":[…]}
-// (position as a string: LSNs use all 64 bits). `identity` names the relay (the record key too), so a
-// record read back can be checked against the relay reading it.
+// The checkpoint record's value: a JSON object {"v":2,"identity":…,"position":"<decimal>","ids":[…]}
+// (position as a string: LSNs use all 64 bits). `ids` holds single ids ("17") and runs of consecutive
+// numeric ids (["100", 2000] = 100..2099), in order: a transaction of many rows stays a small record.
+// Version 1 (ids all single) is read too. `identity` names the relay (the record key too), so a record
+// read back can be checked against the relay reading it.
 [[nodiscard]] std::string encode_checkpoint(const Checkpoint& checkpoint, const std::string& identity);
 
 struct DecodedCheckpoint {

@@ -53,7 +53,7 @@ StepResult Dispatcher::step() {
     if (!recovered_ && source_.leader()) recover();
     if (!ahead_) {
       const auto started = waiter_.now();
-      auto batch = source_.fetch(fetch_limit(), config_.exit_when_idle ? Millis(0) : config_.poll_interval);
+      auto batch = fetch(config_.exit_when_idle ? Millis(0) : config_.poll_interval);
       metrics_.leader.store(source_.leader());
       last_fetch_empty_ = batch.empty();
       if (batch.empty()) {
@@ -73,7 +73,7 @@ StepResult Dispatcher::step() {
       // The next batch is claimed and sent while this one waits for its acknowledgements. Kafka keeps
       // one partition's records in send order (idempotent producer), so per-key order holds.
       const auto started = waiter_.now();
-      auto batch = source_.fetch(fetch_limit(), Millis(0));
+      auto batch = fetch(Millis(0));
       if (!batch.empty()) {
         next.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}, false});
         if (!publisher_.transactional()) start(*next);
@@ -157,11 +157,25 @@ void Dispatcher::refresh_idle_checkpoint() {
 }
 
 std::size_t Dispatcher::fetch_limit() const {
-  if (config_.batch_bytes == 0) return config_.batch_size;
+  const auto most = config_.batch_size * scale_;
+  if (config_.batch_bytes == 0) return most;
   // Before any size is known, a moderate first batch: 1 KiB per event.
   const double per_event = bytes_per_event_ > 0 ? bytes_per_event_ : 1024.0;
-  const auto n = static_cast<std::size_t>(static_cast<double>(config_.batch_bytes) / per_event);
-  return std::clamp<std::size_t>(n, 1, config_.batch_size);
+  const auto n = static_cast<std::size_t>(static_cast<double>(config_.batch_bytes * scale_) / per_event);
+  return std::clamp<std::size_t>(n, 1, most);
+}
+
+// Claims the next batch. Exactly-once: a claim that came back full means a backlog, and the next one
+// may hold twice as much (one transaction's fixed cost spread over more events), up to
+// transaction_batches; a short one means caught up, and the next is one batch again.
+Batch Dispatcher::fetch(Millis wait) {
+  const auto limit = fetch_limit();
+  auto batch = source_.fetch(limit, wait);
+  if (publisher_.transactional() && config_.transaction_batches > 1) {
+    const bool full = batch.size() >= limit;
+    scale_ = full ? std::min(scale_ * 2, config_.transaction_batches) : 1;
+  }
+  return batch;
 }
 
 void Dispatcher::learn_sizes(const Batch& batch) {

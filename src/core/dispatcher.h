@@ -48,6 +48,11 @@ struct DispatcherConfig {
   // delivery final and the Kafka transaction committed, nothing durable in the source yet), "committed" (the
   // source made it durable). Tests kill the process there (OUTBOX_RELAY_TEST_KILL_AT); empty in production.
   std::function<void(const char* point)> on_point;
+  // A transactional publisher pays a fixed cost per Kafka transaction (the commit, the coordinator's
+  // markers): under a backlog (the last claim came back full) the claim limit doubles, up to this many
+  // times batch_size and batch_bytes; it is one batch again as soon as a claim comes back short, so
+  // latency at moderate rates is that of one batch.
+  std::size_t transaction_batches = 1;
   // Fetch and send the next batch while the previous one is in flight (if the source allows it; never
   // with kBlock, whose waves need the batch's outcome before the next one is claimed).
   bool pipeline = true;
@@ -97,6 +102,7 @@ class Dispatcher {
 
   [[nodiscard]] bool pipelined() const;
   [[nodiscard]] std::size_t fetch_limit() const;
+  Batch fetch(Millis wait);
   void learn_sizes(const Batch& batch);
   void start(InFlight& f);
   void finish(InFlight& f, InFlight* behind = nullptr);
@@ -123,6 +129,7 @@ class Dispatcher {
   bool last_fetch_empty_ = false;
   std::optional<InFlight> ahead_;  // sent by the step before, committed by the next step
   double bytes_per_event_ = 0;     // running average of the records fetched (0: none seen yet)
+  std::size_t scale_ = 1;          // exactly-once: batches' worth the next claim may hold (see config)
   bool batch_failed_ = false;      // the last batch failed; only a committed one resets the backoff
   bool recovered_ = false;         // Publisher::recover() applied since the source was opened
   Checkpoint last_checkpoint_;     // the last one committed in Kafka (exactly-once)

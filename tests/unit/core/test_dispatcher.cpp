@@ -21,7 +21,7 @@ OutboxMessage msg(const std::string& id, const std::string& key = "k", const std
   return m;
 }
 
-Batch batch_of(std::initializer_list<std::string> ids) {
+Batch batch_of(const std::vector<std::string>& ids) {
   Batch b;
   for (const auto& id : ids) b.messages.push_back(msg(id));
   return b;
@@ -655,4 +655,52 @@ TEST_CASE("a commit that keeps failing backs off further; an idle round in betwe
   REQUIRE(rig.waiter.sleeps.size() == 2);
   CHECK(rig.waiter.sleeps[1] > rig.waiter.sleeps[0]);
   CHECK(d.healthy());
+}
+
+TEST_CASE(
+    "exactly-once: under a backlog a claim grows up to transaction_batches batches, and is one batch "
+    "again once a claim comes back short") {
+  Rig rig;  // one batch at a time, so every fetch's limit follows the one before
+  rig.config.batch_bytes = 0;
+  rig.config.transaction_batches = 4;
+  auto full = [](std::size_t n, std::size_t first) {
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < n; ++i) ids.push_back(std::to_string(first + i));
+    return batch_of(ids);
+  };
+  SUBCASE("transactional") {
+    rig.publisher.is_transactional = true;
+    rig.source.batches.push_back(full(10, 0));   // full at 10: next may hold 20
+    rig.source.batches.push_back(full(20, 10));  // full at 20: next 40
+    rig.source.batches.push_back(full(40, 30));  // full at 40: capped at 4 batches
+    rig.source.batches.push_back(full(40, 70));  // full at 40: stays at 40
+    rig.source.batches.push_back(full(5, 110));  // short: one batch again
+    rig.source.batches.push_back(full(10, 115));
+    auto d = rig.make();
+    for (int i = 0; i < 6; ++i) CHECK(d.step() == StepResult::kPublished);
+    CHECK(rig.source.maxes == std::vector<std::size_t>{10, 20, 40, 40, 40, 10});
+    CHECK(rig.publisher.checkpoints.size() == 6);  // one transaction per claim
+    CHECK(rig.publisher.checkpoints[2].ids.size() == 40);
+  }
+  SUBCASE("at-least-once keeps the batch size") {
+    for (int i = 0; i < 3; ++i) rig.source.batches.push_back(full(10, static_cast<std::size_t>(i) * 10));
+    auto d = rig.make();
+    for (int i = 0; i < 3; ++i) CHECK(d.step() == StepResult::kPublished);
+    CHECK(rig.source.maxes == std::vector<std::size_t>{10, 10, 10});
+  }
+}
+
+TEST_CASE("exactly-once: a grown claim is bounded by transaction_batches times batch_bytes as well") {
+  Rig rig;
+  rig.config.batch_size = 1000;
+  rig.config.batch_bytes = 40;  // records of 4 bytes (topic, key, "v" + a one-character id): 10 a batch
+  rig.config.transaction_batches = 8;
+  rig.publisher.is_transactional = true;
+  auto of = [](std::size_t n) { return batch_of(std::vector<std::string>(n, "x")); };
+  rig.source.batches.push_back(of(1));   // no size known yet (1 KiB assumed): 1 event; full
+  rig.source.batches.push_back(of(20));  // 4 bytes each, twice the bytes: 20; full
+  rig.source.batches.push_back(of(40));  // four times: 40
+  auto d = rig.make();
+  for (int i = 0; i < 3; ++i) CHECK(d.step() == StepResult::kPublished);
+  CHECK(rig.source.maxes == std::vector<std::size_t>{1, 20, 40});
 }
