@@ -26,6 +26,13 @@ Outcome Dispatcher::run() {
     const auto r = step();
     metrics_.last_loop_unix_ms.store(unix_ms_now());
     if (r == StepResult::kIdle && config_.exit_when_idle && last_fetch_empty_ && source_.caught_up()) {
+      if (recovered_ && open_) {
+        try {
+          refresh_idle_checkpoint();  // the next start finds nothing to apply
+        } catch (const TransientError& e) {
+          spdlog::warn("could not bring the exactly-once checkpoint up to date before exiting: {}", e.what());
+        }
+      }
       return Outcome::kIdle;
     }
   }
@@ -58,13 +65,16 @@ StepResult Dispatcher::step() {
       last_fetch_empty_ = batch.empty();
       if (batch.empty()) {
         // A source that just took the lead returns an empty batch first: the next step recovers (above)
-        // before it claims anything.
-        if (recovered_) refresh_idle_checkpoint();
+        // before it claims anything. The checkpoint is refreshed once nothing arrived for a while, not
+        // in every lull of a steady stream, where its transaction would delay the next batch.
+        if (!idle_since_) idle_since_ = started;
+        if (recovered_ && waiter_.now() - *idle_since_ >= kIdleCheckpointAfter) refresh_idle_checkpoint();
         // Idle proves the connection, not that a batch can be committed: after a batch failed, only a
         // committed batch ends the backoff (a commit that keeps failing must not re-send at once).
         if (!batch_failed_) on_success();
         return StepResult::kIdle;
       }
+      idle_since_.reset();
       ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}, false});
     }
     if (!ahead_->sending) start(*ahead_);
@@ -143,10 +153,11 @@ void Dispatcher::commit_transaction(const Checkpoint& checkpoint, Clock::time_po
   metrics_.transaction_seconds.observe(std::chrono::duration<double>(waiter_.now() - opened).count());
 }
 
-// While idle, the checkpoint is brought up to what the source holds durably (poll mode: no ids left
-// to mark; WAL mode: the confirmed position), in a transaction of its own. Otherwise a row named by
-// the last checkpoint and made pending again by `replay` would be marked sent, unpublished, by the
-// next start's recovery.
+// While idle (for kIdleCheckpointAfter, and before --exit-when-idle returns), the checkpoint is
+// brought up to what the source holds durably (poll mode: no ids left to mark; WAL mode: the confirmed
+// position), in a transaction of its own. Otherwise a row named by the last checkpoint and made pending
+// again by `replay` while the relay is down would be marked sent, not published again, by the next
+// start's recovery.
 void Dispatcher::refresh_idle_checkpoint() {
   if (!publisher_.transactional()) return;
   const auto checkpoint = source_.checkpoint(Batch{}, Settlement{});

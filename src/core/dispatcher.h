@@ -74,6 +74,8 @@ class Dispatcher {
   // A first batch of at least this many events, every one poison for the same reason, stops the
   // relay (a misconfiguration) instead of being parked.
   static constexpr std::size_t kMisconfigurationEvents = 20;
+  // Exactly-once: how long nothing must arrive before the checkpoint is brought up to date on its own.
+  static constexpr Millis kIdleCheckpointAfter{500};
 
   Dispatcher(OutboxSource& source, Publisher& publisher, Waiter& waiter, Metrics& metrics,
              DispatcherConfig config, const std::atomic<bool>& stop);
@@ -127,13 +129,14 @@ class Dispatcher {
   bool open_ = false;
   bool healthy_ = true;
   bool last_fetch_empty_ = false;
-  std::optional<InFlight> ahead_;  // sent by the step before, committed by the next step
-  double bytes_per_event_ = 0;     // running average of the records fetched (0: none seen yet)
-  std::size_t scale_ = 1;          // exactly-once: batches' worth the next claim may hold (see config)
-  bool batch_failed_ = false;      // the last batch failed; only a committed one resets the backoff
-  bool recovered_ = false;         // Publisher::recover() applied since the source was opened
-  Checkpoint last_checkpoint_;     // the last one committed in Kafka (exactly-once)
-  bool published_any_ = false;     // some event reached Kafka since start (see refuse_misconfiguration)
+  std::optional<InFlight> ahead_;                // sent by the step before, committed by the next step
+  double bytes_per_event_ = 0;                   // running average of the records fetched (0: none seen yet)
+  std::optional<Clock::time_point> idle_since_;  // start of the run of empty claims, if in one
+  std::size_t scale_ = 1;       // exactly-once: batches' worth the next claim may hold (see config)
+  bool batch_failed_ = false;   // the last batch failed; only a committed one resets the backoff
+  bool recovered_ = false;      // Publisher::recover() applied since the source was opened
+  Checkpoint last_checkpoint_;  // the last one committed in Kafka (exactly-once)
+  bool published_any_ = false;  // some event reached Kafka since start (see refuse_misconfiguration)
 };
 
 }  // namespace outbox_relay::core

@@ -704,3 +704,37 @@ TEST_CASE("exactly-once: a grown claim is bounded by transaction_batches times b
   for (int i = 0; i < 3; ++i) CHECK(d.step() == StepResult::kPublished);
   CHECK(rig.source.maxes == std::vector<std::size_t>{1, 20, 40});
 }
+
+TEST_CASE("exactly-once: the checkpoint is refreshed once nothing arrived for a while, not in every lull") {
+  PipelinedRig rig;
+  rig.publisher.is_transactional = true;
+  rig.waiter.tick = Millis(100);  // every clock read is 100 ms later
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  REQUIRE(rig.publisher.checkpoints.size() == 1);
+  CHECK(rig.publisher.checkpoints[0].ids == std::vector<std::string>{"1", "2"});
+  // A short lull, then the next event: no transaction of its own for the checkpoint.
+  CHECK(d.step() == StepResult::kIdle);
+  CHECK(rig.publisher.checkpoints.size() == 1);
+  rig.source.batches.push_back(batch_of({"3"}));
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(rig.publisher.checkpoints.size() == 2);
+  // Idle for longer: one refresh naming nothing (the rows are marked), and no more after it.
+  for (int i = 0; i < 8; ++i) CHECK(d.step() == StepResult::kIdle);
+  REQUIRE(rig.publisher.checkpoints.size() == 3);
+  CHECK(rig.publisher.checkpoints[2].empty());
+}
+
+TEST_CASE("exactly-once: --exit-when-idle brings the checkpoint up to date before it returns") {
+  Rig rig;
+  rig.config.exit_when_idle = true;
+  rig.publisher.is_transactional = true;
+  rig.waiter.tick = Millis(0);
+  rig.source.batches.push_back(batch_of({"1"}));
+  auto d = rig.make();
+  CHECK(d.run() == Outcome::kIdle);
+  REQUIRE(rig.publisher.checkpoints.size() == 2);
+  CHECK(rig.publisher.checkpoints[0].ids == std::vector<std::string>{"1"});
+  CHECK(rig.publisher.checkpoints[1].empty());
+}
