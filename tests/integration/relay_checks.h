@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +52,30 @@ inline std::size_t occurrences(const std::string& text, const std::string& what)
   std::size_t n = 0;
   for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
   return n;
+}
+
+// A relay run to its exit: the exit code (none if it was still running at the deadline, then killed)
+// and everything it printed.
+struct RelayRun {
+  std::optional<int> rc;
+  std::string output;
+};
+
+inline RelayRun run_to_exit(const std::string& url, std::vector<std::string> args,
+                            std::chrono::milliseconds timeout = 60s) {
+  args.insert(args.end(), {"--http-addr", "off"});
+  Process relay(relay_args(url, args));
+  RelayRun r{relay.wait(timeout), relay.output()};
+  if (!r.rc) relay.signal(SIGKILL);
+  return r;
+}
+
+// Exit 78 with one error line holding every one of `parts`; nothing else at error level.
+inline void require_config_exit(const RelayRun& r, const std::vector<std::string>& parts) {
+  INFO(r.output);
+  REQUIRE(r.rc == std::optional<int>(78));
+  CHECK(occurrences(r.output, " error ") + occurrences(r.output, "outbox-relay: ") == 1);
+  for (const auto& p : parts) CHECK(r.output.find(p) != std::string::npos);
 }
 
 }  // namespace outbox_relay::testing

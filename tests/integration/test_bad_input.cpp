@@ -14,26 +14,6 @@ using namespace outbox_relay::testing;
 
 namespace {
 
-struct Run {
-  std::optional<int> rc;
-  std::string output;
-};
-
-Run run_once(const std::string& url, std::vector<std::string> args, std::chrono::milliseconds timeout = 60s) {
-  args.insert(args.end(), {"--http-addr", "off"});
-  Process relay(relay_args(url, args));
-  Run r{relay.wait(timeout), relay.output()};
-  if (!r.rc) relay.signal(SIGKILL);
-  return r;
-}
-
-// The one line the relay prints for an exit-78 start (its last line).
-void require_refused(const Run& r, const std::string& part) {
-  INFO(r.output);
-  REQUIRE(r.rc == std::optional<int>(78));
-  CHECK(r.output.find(part) != std::string::npos);
-}
-
 void insert(const std::string& url, const std::string& topic, int from, int to,
             const std::string& extra_cols = "", const std::string& extra_vals = "") {
   sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic" + extra_cols +
@@ -67,12 +47,12 @@ TEST_CASE(
     "bad input 3: a topic template typo exits 78 at start; a first batch all failing for one reason stops") {
   const auto url = fresh_database("itb_template");
   insert(url, "", 1, 30);  // no per-row topic: the template routes them
-  require_refused(run_once(url, {"--topic-template", "outbox.{aggregate_type", "--exit-when-idle"}),
-                  "--topic-template: \"outbox.{aggregate_type\" has a '{' that is never closed");
-  require_refused(run_once(url, {"--topic-template", "outbox. {aggregate_type}", "--exit-when-idle"}),
-                  "character no Kafka topic name may hold");
+  require_config_exit(run_to_exit(url, {"--topic-template", "outbox.{aggregate_type", "--exit-when-idle"}),
+                      {"--topic-template: \"outbox.{aggregate_type\" has a '{' that is never closed"});
+  require_config_exit(run_to_exit(url, {"--topic-template", "outbox. {aggregate_type}", "--exit-when-idle"}),
+                      {"character no Kafka topic name may hold"});
   // A template naming a column that is NULL in every row: the configuration, not 30 poison rows.
-  const auto r = run_once(url, {"--topic-template", "outbox.{headers}", "--exit-when-idle"});
+  const auto r = run_to_exit(url, {"--topic-template", "outbox.{headers}", "--exit-when-idle"});
   INFO(r.output);
   REQUIRE(r.rc == std::optional<int>(1));
   CHECK(r.output.find("events all fail for the same reason") != std::string::npos);
@@ -81,10 +61,12 @@ TEST_CASE(
 
 TEST_CASE("bad input 7: a partitioner that ignores the key, or a transactional id, is refused at start") {
   const auto url = fresh_database("itb_partitioner");
-  require_refused(run_once(url, {"-X", "partitioner=random", "--exit-when-idle"}), "-X partitioner=random");
-  require_refused(run_once(url, {"-X", "transactional.id=x", "--exit-when-idle"}), "-X transactional.id=x");
-  require_refused(run_once(url, {"-X", "bootstrap.servers=127.0.0.1:1", "--exit-when-idle"}),
-                  "conflicts with --kafka-brokers");
+  require_config_exit(run_to_exit(url, {"-X", "partitioner=random", "--exit-when-idle"}),
+                      {"-X partitioner=random"});
+  require_config_exit(run_to_exit(url, {"-X", "transactional.id=x", "--exit-when-idle"}),
+                      {"-X transactional.id=x"});
+  require_config_exit(run_to_exit(url, {"-X", "bootstrap.servers=127.0.0.1:1", "--exit-when-idle"}),
+                      {"conflicts with --kafka-brokers"});
 }
 
 TEST_CASE("bad input 8: a row's headers cannot pass a second id or event_type to consumers") {
@@ -94,7 +76,7 @@ TEST_CASE("bad input 8: a row's headers cannot pass a second id or event_type to
   insert(url, topic, 4, 4, ", headers", ", '{\"id\": \"1\", \"trace\": \"t\"}'::jsonb");
   insert(url, topic, 5, 5, ", headers", ", '{\"event_type\": \"order-cancelled\"}'::jsonb");
   insert(url, topic, 6, 6, ", headers", ", '{\"trace\": \"t\"}'::jsonb");
-  const auto r = run_once(url, {"--exit-when-idle"});
+  const auto r = run_to_exit(url, {"--exit-when-idle"});
   INFO(r.output);
   REQUIRE(r.rc == std::optional<int>(0));
   CHECK(sql_count(url,

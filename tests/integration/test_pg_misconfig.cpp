@@ -48,30 +48,6 @@ Database wal_least_privilege_database(const std::string& slot) {
   return d;
 }
 
-struct Run {
-  std::optional<int> rc;
-  std::string output;
-};
-
-// The relay with `args` until it exits (at most `timeout`).
-Run run_relay(const std::string& url, std::vector<std::string> args,
-              std::chrono::milliseconds timeout = 30s) {
-  args.insert(args.end(), {"--http-addr", "off"});
-  Process relay(relay_args(url, args));
-  Run r;
-  r.rc = relay.wait(timeout);
-  r.output = relay.output();
-  return r;
-}
-
-// Exit 78 with one error line holding every `parts`; nothing else at error level.
-void require_config_exit(const Run& r, const std::vector<std::string>& parts) {
-  INFO(r.output);
-  REQUIRE(r.rc == std::optional<int>(78));
-  CHECK(occurrences(r.output, " error ") + occurrences(r.output, "outbox-relay: ") == 1);
-  for (const auto& p : parts) CHECK(r.output.find(p) != std::string::npos);
-}
-
 void insert_events(const std::string& url, const std::string& topic, int n, const std::string& key = "k") {
   sql(url, "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', '" +
                key + "', 'created', jsonb_build_object('n', g), '" + topic + "' FROM generate_series(1, " +
@@ -103,7 +79,7 @@ TEST_CASE(
           "('00000000-0000-0000-0000-000000000003', NULL, 'o-2', 'Created', '{\"n\":3}'), "
           "('00000000-0000-0000-0000-000000000004', '" +
           type + "', 'o-1', 'Paid', '{\"n\":4}')");
-  const auto r = run_relay(url, {"--layout", "debezium", "--order-by", "seq", "--exit-when-idle"}, 60s);
+  const auto r = run_to_exit(url, {"--layout", "debezium", "--order-by", "seq", "--exit-when-idle"}, 60s);
   INFO(r.output);
   REQUIRE(r.rc == std::optional<int>(0));
   CHECK(sql_count(url, "SELECT count(*) FROM outbox") == 0);
@@ -139,7 +115,7 @@ TEST_CASE("pg misconfig 2: WAL mode as the least-privilege role without outbox_r
   sql(url,
       "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) VALUES "
       "('order', 'k', 'created', '{}', 'bad topic!')");
-  require_config_exit(run_relay(lp, {"--mode", "wal", "--slot", slot, "--exit-when-idle"}),
+  require_config_exit(run_to_exit(lp, {"--mode", "wal", "--slot", slot, "--exit-when-idle"}),
                       {"table \"outbox_relay_parked\" does not exist", "run `outbox-relay migrate`"});
   // refused before streaming: nothing published, no slot created at "now"
   CHECK(consume_all(topic).empty());
@@ -152,19 +128,19 @@ TEST_CASE("pg misconfig 2: WAL mode as the least-privilege role records its slot
   const std::vector<std::string> args = {"--mode", "wal", "--slot", slot, "--exit-when-idle"};
   // outbox_relay_slots without the grant of migration 007: a start-up error naming the GRANT
   sql(url, "REVOKE INSERT ON outbox_relay_slots FROM outbox_relay");
-  require_config_exit(run_relay(lp, args), {"lacks INSERT on table \"outbox_relay_slots\"",
-                                            "GRANT INSERT ON \"outbox_relay_slots\""});
+  require_config_exit(run_to_exit(lp, args), {"lacks INSERT on table \"outbox_relay_slots\"",
+                                              "GRANT INSERT ON \"outbox_relay_slots\""});
   sql(url, "GRANT INSERT ON outbox_relay_slots TO outbox_relay");
   // with it: the slot is created and recorded, events are published
   insert_events(url, topic, 2);  // before the slot: not relayed
-  auto first = run_relay(lp, args, 60s);
+  auto first = run_to_exit(lp, args, 60s);
   INFO(first.output);
   REQUIRE(first.rc == std::optional<int>(0));
   CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_slots WHERE slot_name = '" + slot + "'") == 1);
   // dropped between runs: 5 events committed meanwhile must not be skipped by a slot re-created at "now"
   sql(url, "SELECT pg_drop_replication_slot('" + slot + "')");
   insert_events(url, topic, 5);
-  const auto second = run_relay(lp, args, 60s);
+  const auto second = run_to_exit(lp, args, 60s);
   INFO(second.output);
   REQUIRE(second.rc.has_value());
   CHECK(*second.rc != 0);
@@ -182,10 +158,11 @@ TEST_CASE(
   const std::vector<std::string> args = {"--exit-when-idle"};
   // no DELETE (--on-sent=delete)
   sql(url, "REVOKE DELETE ON outbox FROM outbox_relay");
-  require_config_exit(run_relay(lp, args), {"lacks DELETE on table \"public.outbox\" (for --on-sent=delete)",
-                                            "GRANT DELETE ON \"public\".\"outbox\" TO \"it_poll_lp\""});
+  require_config_exit(run_to_exit(lp, args),
+                      {"lacks DELETE on table \"public.outbox\" (for --on-sent=delete)",
+                       "GRANT DELETE ON \"public\".\"outbox\" TO \"it_poll_lp\""});
   // --on-sent=mark needs no DELETE: the same role works
-  auto marked = run_relay(lp, {"--exit-when-idle", "--on-sent", "mark"}, 60s);
+  auto marked = run_to_exit(lp, {"--exit-when-idle", "--on-sent", "mark"}, 60s);
   INFO(marked.output);
   REQUIRE(marked.rc == std::optional<int>(0));
   CHECK(sql_count(url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0);
@@ -194,13 +171,13 @@ TEST_CASE(
   sql(url, "ALTER TABLE outbox DROP COLUMN failed_at CASCADE");
   sql(url, "GRANT DELETE ON outbox TO outbox_relay");
   sql(url, "REVOKE INSERT ON outbox_relay_parked FROM outbox_relay");
-  require_config_exit(run_relay(lp, args),
+  require_config_exit(run_to_exit(lp, args),
                       {"lacks INSERT on table \"outbox_relay_parked\" (to park poison events)",
                        "GRANT INSERT ON \"outbox_relay_parked\""});
   // an error column of the wrong type
   sql(url, "ALTER TABLE outbox ADD COLUMN failed_at timestamptz");
   sql(url, "ALTER TABLE outbox ALTER COLUMN error TYPE integer USING NULL");
-  require_config_exit(run_relay(url, args), {"column \"error\" of table \"public.outbox\" is integer"});
+  require_config_exit(run_to_exit(url, args), {"column \"error\" of table \"public.outbox\" is integer"});
   CHECK(consume_all(topic).size() == 10);  // nothing published by the refused runs
 }
 
@@ -265,7 +242,7 @@ TEST_CASE("pg misconfig 5: --table outbox and --table public.outbox contend for 
 TEST_CASE("pg misconfig 10: a malformed --db-url is refused without its password") {
   auto url = pg_url("postgres");
   url.replace(url.find("postgres:postgres@"), 18, "postgres:S3cr%ZZet@");
-  const auto r = run_relay(url, {"--exit-when-idle"});
+  const auto r = run_to_exit(url, {"--exit-when-idle"});
   require_config_exit(r, {"invalid connection string", "invalid percent-encoded token"});
   CHECK(r.output.find("S3cr") == std::string::npos);
   CHECK(r.output.find("ZZet") == std::string::npos);
@@ -286,10 +263,10 @@ TEST_CASE("pg misconfig 13: permanent misconfiguration is refused at start, not 
   }
   // A quoted name keeps its case: "OUTBOX" is another table, which does not exist.
   require_config_exit(
-      run_relay(url, {"--table", "\"OUTBOX\"", "--exit-when-idle"}),
+      run_to_exit(url, {"--table", "\"OUTBOX\"", "--exit-when-idle"}),
       {"table \"OUTBOX\" does not exist", "names are case-sensitive", "\"public.outbox\" exists"});
-  require_config_exit(run_relay(url + "?sslmode=bogus", {"--exit-when-idle"}), {"invalid sslmode value"});
-  require_config_exit(run_relay(url + "?sslmode=bogus", {"--mode", "wal", "--exit-when-idle"}),
+  require_config_exit(run_to_exit(url + "?sslmode=bogus", {"--exit-when-idle"}), {"invalid sslmode value"});
+  require_config_exit(run_to_exit(url + "?sslmode=bogus", {"--mode", "wal", "--exit-when-idle"}),
                       {"invalid sslmode value"});
   sql(url,
       "CREATE TABLE ts_outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, aggregate_type text NOT "
@@ -298,12 +275,12 @@ TEST_CASE("pg misconfig 13: permanent misconfiguration is refused at start, not 
       "INSERT INTO ts_outbox (aggregate_type, aggregate_id, event_type, created_at) VALUES ('o', 'k', 'e', "
       "1)");
   for (const auto& mode : {"poll", "wal"}) {
-    require_config_exit(run_relay(url, {"--table", "ts_outbox", "--mode", mode, "--slot", "itw_bad_ts",
-                                        "--publication", "itw_bad_ts", "--exit-when-idle"}),
+    require_config_exit(run_to_exit(url, {"--table", "ts_outbox", "--mode", mode, "--slot", "itw_bad_ts",
+                                          "--publication", "itw_bad_ts", "--exit-when-idle"}),
                         {"column \"created_at\" of table \"public.ts_outbox\" is bigint", "timestamp"});
   }
   // a quoted schema-qualified name is the table it names
-  auto quoted = run_relay(url, {"--table", "\"public\".\"outbox\"", "--exit-when-idle"}, 60s);
+  auto quoted = run_to_exit(url, {"--table", "\"public\".\"outbox\"", "--exit-when-idle"}, 60s);
   INFO(quoted.output);
   CHECK(quoted.rc == std::optional<int>(0));
   CHECK(consume_at_least(topic, 3, 30s).size() == 3);
