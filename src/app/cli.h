@@ -45,7 +45,7 @@ struct RawOptions {
   std::string transactional_id;  // empty: the mode's identity of this relay
   std::string checkpoint_topic = "outbox-relay.checkpoints";
   std::string transaction_timeout = "60s";
-  std::size_t transaction_batches = 8;
+  std::size_t transaction_batches = 4;
   std::vector<std::string> kafka_properties;  // -X KEY=VALUE
   std::string slot = "outbox_relay";
   std::string publication = "outbox_relay_pub";

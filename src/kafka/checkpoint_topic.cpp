@@ -118,6 +118,9 @@ std::optional<core::Checkpoint> read_checkpoint(const std::vector<Property>& pro
   props.emplace_back("enable.auto.commit", "false");
   props.emplace_back("enable.partition.eof", "true");
   props.emplace_back("auto.offset.reset", "earliest");
+  // The end of a partition is seen when a fetch comes back short; the broker holds an empty fetch for
+  // this long first (500 ms by default, which a start would wait for).
+  props.emplace_back("fetch.wait.max.ms", "10");
   props.emplace_back("group.id",
                      "outbox-relay-checkpoint-reader");  // required by librdkafka; never committed
   props.emplace_back("client.id", "outbox-relay-checkpoint");

@@ -45,7 +45,7 @@ Producer::Producer(const std::vector<Property>& properties, std::optional<Transa
   char err[512];
   auto all = properties;
   if (transactions_) {
-    all.emplace_back("transactional.id", transactions_->identity);
+    all.emplace_back("transactional.id", transactions_->transactional_id());
     all.emplace_back("transaction.timeout.ms", std::to_string(transactions_->timeout.count()));
   }
   rd_kafka_conf_t* conf = new_conf(all);
@@ -290,19 +290,26 @@ namespace {
 
 }  // namespace
 
+void Producer::fence() {
+  if (!transactions_) return;
+  throw_if_fatal();
+  if (initialized_) return;
+  const auto timeout = static_cast<int>(transactions_->timeout.count());
+  if (rd_kafka_error_t* e = rd_kafka_init_transactions(rk_.get(), timeout)) {
+    throw_transaction_error(
+        e, "could not initialize kafka transactions for \"" + transactions_->transactional_id() + "\"");
+  }
+  initialized_ = true;
+  // A topic handle asks for the topic's metadata at once; a record produced by topic name alone
+  // waits for the next periodic refresh (a second) before the first commit can flush it.
+  topic(transactions_->checkpoint_topic);
+  spdlog::info("kafka transactions initialized as \"{}\" (earlier producers of that id are fenced)",
+               transactions_->transactional_id());
+}
+
 std::optional<core::Checkpoint> Producer::recover() {
   if (!transactions_) return std::nullopt;
-  throw_if_fatal();
-  const auto timeout = static_cast<int>(transactions_->timeout.count());
-  if (!initialized_) {
-    if (rd_kafka_error_t* e = rd_kafka_init_transactions(rk_.get(), timeout)) {
-      throw_transaction_error(
-          e, "could not initialize kafka transactions for \"" + transactions_->identity + "\"");
-    }
-    initialized_ = true;
-    spdlog::info("kafka transactions initialized as \"{}\" (earlier producers of that id are fenced)",
-                 transactions_->identity);
-  }
+  fence();
   ensure_checkpoint_topic(rk_.get(), transactions_->checkpoint_topic, transactions_->timeout);
   auto cp = read_checkpoint(properties_, transactions_->checkpoint_topic, transactions_->identity,
                             transactions_->timeout);
@@ -331,9 +338,14 @@ void Producer::commit(const core::Checkpoint& checkpoint) {
   const auto& key = transactions_->identity;
   checkpoint_delivery_ = {};
   auto* p = new Pending{&checkpoint_delivery_, generation_};
+  rd_kafka_topic_t* rkt = topic(transactions_->checkpoint_topic);
+  if (rkt == nullptr) {
+    delete p;
+    throw core::TransientError("could not write the checkpoint: " +
+                               std::string(rd_kafka_err2str(rd_kafka_last_error())));
+  }
   const auto err =
-      rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(transactions_->checkpoint_topic.c_str()),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      rd_kafka_producev(rk_.get(), RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
                         RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {

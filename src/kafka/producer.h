@@ -42,7 +42,10 @@ class Producer final : public core::Publisher {
   void abort() noexcept override;
   [[nodiscard]] bool connected() const override { return brokers_up_.load(); }
 
-  // Transactions (no-ops unless constructed with a TransactionConfig).
+  // Transactions (no-ops unless constructed with a TransactionConfig). fence(): init_transactions
+  // once (fences earlier producers of the transactional id, aborting a transaction they left open);
+  // recover() also reads the identity's checkpoint back.
+  void fence();
   std::optional<core::Checkpoint> recover() override;
   void begin() override;
   void commit(const core::Checkpoint& checkpoint) override;

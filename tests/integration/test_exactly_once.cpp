@@ -127,7 +127,7 @@ TEST_CASE(
   auto args = eos_args(url, {"--exit-when-idle"});
   const auto flag = std::find(args.begin(), args.end(), "--transaction-batches");
   REQUIRE(flag != args.end());
-  *std::next(flag) = "8";  // the default: claims may grow
+  *std::next(flag) = "4";  // the default: claims may grow to 4 batches
   run_until_killed(args, "published:3");
   // Claims of 100, 200 and 400 rows (each came back full); the first two were marked (deleted), the
   // third is committed in Kafka with its rows still pending.

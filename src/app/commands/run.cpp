@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <random>
 
@@ -21,6 +22,7 @@
 #include "app/signals.h"
 #include "core/dispatcher.h"
 #include "kafka/producer.h"
+#include "kafka/transactional_publisher.h"
 #include "pg/common/conninfo.h"
 
 namespace outbox_relay::app {
@@ -111,13 +113,23 @@ int run_relay(const Options& o) {
   });
   core::Metrics metrics;
   return run_guarded("", [&] {
-    kafka::Producer producer(o.producer_properties(), o.transactions);
-    metrics.exactly_once.store(o.transactions.has_value());
+    // At-least-once: one idempotent producer. Exactly-once: two transactional ones taking turns.
+    std::unique_ptr<kafka::Producer> producer;
+    std::unique_ptr<kafka::TransactionalPublisher> transactional;
+    core::Publisher* publisher = nullptr;
     if (o.transactions) {
-      spdlog::info("exactly-once: transactional id \"{}\", checkpoint topic \"{}\"", o.transactions->identity,
-                   o.transactions->checkpoint_topic);
+      transactional =
+          std::make_unique<kafka::TransactionalPublisher>(o.producer_properties(), *o.transactions);
+      publisher = transactional.get();
+      spdlog::info("exactly-once: transactional ids \"{}\" and \"{}{}\", checkpoint topic \"{}\"",
+                   o.transactions->identity, o.transactions->identity,
+                   kafka::TransactionalPublisher::kSecondSuffix, o.transactions->checkpoint_topic);
+    } else {
+      producer = std::make_unique<kafka::Producer>(o.producer_properties());
+      publisher = producer.get();
     }
-    ProducerProbe probe(producer);
+    metrics.exactly_once.store(o.transactions.has_value());
+    ProducerProbe probe(transactional ? transactional->first() : *producer);
     Operations operations(o, metrics, probe);  // HTTP, statistics, sd_notify, --retention
     auto source = mode_for(o.mode).make_source(o);
     {
@@ -134,7 +146,7 @@ int run_relay(const Options& o) {
     } unpublish{wake_mu, wake_source};
     auto dispatcher_config = o.dispatcher_config();
     dispatcher_config.on_point = kill_hook_from_env();
-    core::Dispatcher dispatcher(*source, producer, waiter, metrics, dispatcher_config, stop);
+    core::Dispatcher dispatcher(*source, *publisher, waiter, metrics, dispatcher_config, stop);
     const auto outcome = dispatcher.run();
     source->close();
     uint64_t published = 0;
