@@ -176,14 +176,15 @@ std::size_t Dispatcher::fetch_limit() const {
   return std::clamp<std::size_t>(n, 1, most);
 }
 
-// Claims the next batch. Exactly-once: a claim that came back full means a backlog, and the next one
+// Claims the next batch. Exactly-once: a claim that came back full (or short only because the source
+// returns whole transactions, with more ready) means a backlog, and the next one
 // may hold twice as much (one transaction's fixed cost spread over more events), up to
 // transaction_batches; a short one means caught up, and the next is one batch again.
 Batch Dispatcher::fetch(Millis wait) {
   const auto limit = fetch_limit();
   auto batch = source_.fetch(limit, wait);
   if (publisher_.transactional() && config_.transaction_batches > 1) {
-    const bool full = batch.size() >= limit;
+    const bool full = batch.size() >= limit || (!batch.empty() && source_.more_ready());
     scale_ = full ? std::min(scale_ * 2, config_.transaction_batches) : 1;
   }
   return batch;

@@ -63,6 +63,10 @@ class OutboxSource {
   // (--exit-when-idle). Only meaningful right after a fetch returned an empty batch.
   [[nodiscard]] virtual bool caught_up() const = 0;
 
+  // True when the last fetch() left events that were ready to be taken at once (a backlog), although
+  // it came back with fewer than `max` (a WAL source returns whole transactions only).
+  [[nodiscard]] virtual bool more_ready() const { return false; }
+
   // Drops the connection (the dispatcher calls open() again after a backoff).
   virtual void close() noexcept = 0;
 

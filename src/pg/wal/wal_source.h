@@ -104,6 +104,7 @@ class WalSource final : public core::OutboxSource {
   // Nothing buffered or in flight, and the stream has been read up to pg_current_wal_lsn() as sampled
   // at open().
   [[nodiscard]] bool caught_up() const override;
+  [[nodiscard]] bool more_ready() const override { return queue_.has_ready(); }
 
   // Sends a last status update (best effort) and drops both connections.
   void close() noexcept override;

@@ -98,6 +98,8 @@ struct FakeSource : OutboxSource {
   }
   [[nodiscard]] int pipeline_depth() const override { return depth; }
   [[nodiscard]] bool caught_up() const override { return is_caught_up; }
+  bool more = false;  // more_ready()
+  [[nodiscard]] bool more_ready() const override { return more; }
   void close() noexcept override { ++closes; }
   [[nodiscard]] std::string describe() const override { return "fake"; }
 };
@@ -737,4 +739,25 @@ TEST_CASE("exactly-once: --exit-when-idle brings the checkpoint up to date befor
   REQUIRE(rig.publisher.checkpoints.size() == 2);
   CHECK(rig.publisher.checkpoints[0].ids == std::vector<std::string>{"1"});
   CHECK(rig.publisher.checkpoints[1].empty());
+}
+
+TEST_CASE(
+    "exactly-once: a claim short of the limit grows the next one when the source has more ready "
+    "(whole WAL transactions)") {
+  Rig rig;
+  rig.config.batch_bytes = 0;
+  rig.config.transaction_batches = 4;
+  rig.publisher.is_transactional = true;
+  rig.source.more = true;
+  auto of = [](std::size_t n) { return batch_of(std::vector<std::string>(n, "x")); };
+  rig.source.batches.push_back(of(6));   // limit 10; two transactions of 3 fit, a third waits
+  rig.source.batches.push_back(of(18));  // limit 20
+  rig.source.batches.push_back(of(39));  // limit 40 (capped)
+  auto d = rig.make();
+  for (int i = 0; i < 3; ++i) CHECK(d.step() == StepResult::kPublished);
+  rig.source.more = false;
+  rig.source.batches.push_back(of(7));  // caught up: short and nothing more ready
+  rig.source.batches.push_back(of(7));
+  for (int i = 0; i < 2; ++i) CHECK(d.step() == StepResult::kPublished);
+  CHECK(rig.source.maxes == std::vector<std::size_t>{10, 20, 40, 40, 10});
 }
