@@ -232,10 +232,16 @@ void Dispatcher::finish(InFlight& f, InFlight* behind) {
     metrics_.transactions_aborted.fetch_add(1);
   } else if (transactional) {
     const auto checkpoint = source_.checkpoint(f.batch, f.settlement);
+    // The batch claimed behind this one goes out in the next transaction: while this one commits (an
+    // overlapping publisher; its records follow this batch's, all acknowledged, in every partition, and
+    // if this commit fails the next transaction is aborted with it) or else once it committed, while
+    // this one is marked. Its checkpoint need not name this batch's rows: the marking ends (or fails,
+    // aborting it) before the next transaction commits.
+    const bool next = behind != nullptr && !f.settlement.failed;
+    const bool overlap = next && publisher_.overlapping();
+    if (overlap) start(*behind);
     commit_transaction(checkpoint, f.fetched);
-    // The batch claimed behind this one goes out in the next transaction while this one is marked. Its
-    // checkpoint need not name this batch's rows: the marking ends (or fails, aborting it) first.
-    if (behind != nullptr && !f.settlement.failed) start(*behind);
+    if (next && !overlap) start(*behind);
   } else {
     publisher_.commit(Checkpoint{});
   }

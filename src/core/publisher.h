@@ -38,6 +38,12 @@ class Publisher {
   // True when records are only visible once commit() succeeds (exactly-once).
   [[nodiscard]] virtual bool transactional() const { return false; }
 
+  // A transactional publisher that can open the next transaction (begin(), send()) while the previous
+  // one is still to be committed: commit() then closes the oldest open transaction, send() and await()
+  // serve the newest, abort() aborts every open one. The dispatcher begins the next batch's transaction
+  // only once the previous batch's records are all acknowledged, and commits in order.
+  [[nodiscard]] virtual bool overlapping() const { return false; }
+
   // Queues every message for asynchronous delivery; `out` (parallel to `messages`, all kPending)
   // receives each delivery report and must stay alive until complete() or abort() returns. A
   // message the client refuses at once (too large) is marked kPoison here. Backpressure (a full

@@ -50,6 +50,7 @@ class Producer final : public core::Publisher {
   void begin() override;
   void commit(const core::Checkpoint& checkpoint) override;
   [[nodiscard]] bool transactional() const override { return transactions_.has_value(); }
+  [[nodiscard]] bool in_transaction() const { return in_transaction_; }
 
   // Topic handles kept between sends (bounded: see topic()).
   static constexpr std::size_t kMaxCachedTopics = 256;

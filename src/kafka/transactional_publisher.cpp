@@ -1,6 +1,9 @@
 #include "kafka/transactional_publisher.h"
 
 #include <future>
+#include <stdexcept>
+
+#include "core/errors.h"
 
 namespace outbox_relay::kafka {
 
@@ -13,8 +16,12 @@ TransactionalPublisher::TransactionalPublisher(const std::vector<Property>& prop
 }
 
 std::optional<core::Checkpoint> TransactionalPublisher::recover() {
-  // Both ids are fenced before the checkpoint is read, side by side (each init_transactions is a few
-  // round trips to the coordinator, and a start waits for them).
+  fence();
+  return producers_[0]->recover();  // reads the checkpoint both write
+}
+
+void TransactionalPublisher::fence() {
+  // Side by side: each init_transactions is a few round trips to the coordinator, and a start waits.
   auto second = std::async(std::launch::async, [this] { producers_[1]->fence(); });
   try {
     producers_[0]->fence();
@@ -23,12 +30,35 @@ std::optional<core::Checkpoint> TransactionalPublisher::recover() {
     throw;
   }
   second.get();
-  return producers_[0]->recover();  // reads the checkpoint both write
 }
 
 void TransactionalPublisher::begin() {
-  turn_ = 1 - turn_;
-  current().begin();
+  const auto p = next_;
+  if (open_.size() >= producers_.size() || (!open_.empty() && open_.back() == p)) {
+    throw std::logic_error("transactional publisher: begin() with both transactions open");
+  }
+  producers_[p]->begin();
+  next_ = 1 - p;
+  open_.push_back(p);
+}
+
+void TransactionalPublisher::commit(const core::Checkpoint& checkpoint) {
+  if (open_.empty()) throw core::TransientError("no kafka transaction to commit");
+  const auto p = open_.front();
+  try {
+    producers_[p]->commit(checkpoint);
+  } catch (...) {
+    if (!producers_[p]->in_transaction()) open_.pop_front();  // aborted by the failed commit
+    throw;
+  }
+  open_.pop_front();
+}
+
+void TransactionalPublisher::abort() noexcept {
+  // The newest first: its records follow the older one's. Then anything else still in flight.
+  for (auto it = open_.rbegin(); it != open_.rend(); ++it) producers_[*it]->abort();
+  open_.clear();
+  for (auto& p : producers_) p->abort();
 }
 
 }  // namespace outbox_relay::kafka

@@ -7,13 +7,16 @@
 // markers took about 2 ms). The other producer's last transaction ended a whole transaction earlier,
 // so its markers are long written.
 //
-// Still one transaction at a time: begin() is only called once the previous transaction committed or
-// aborted (the dispatcher's rule), so one partition's records keep their order across the two, and
-// both write the one checkpoint key, whose latest committed record is the relay's progress.
+// And it lets the next transaction start while the previous one commits (overlapping()): the dispatcher
+// begins it once every record of the previous one is acknowledged, so in each partition the newer
+// transaction's records follow the older one's; commits go in order (commit() closes the oldest open
+// transaction), so the one checkpoint key both write holds the relay's progress in its latest committed
+// record; abort() aborts both, so a failed older commit never lets the newer transaction through.
 // recover() fences both transactional ids (identity and identity + "~1") before the checkpoint is read,
 // so a predecessor's open transaction on either is aborted first.
 
 #include <array>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -31,27 +34,33 @@ class TransactionalPublisher final : public core::Publisher {
 
   TransactionalPublisher(const std::vector<Property>& properties, const TransactionConfig& transactions);
 
+  // Fences both transactional ids, then reads the checkpoint back.
   std::optional<core::Checkpoint> recover() override;
+  // Only the fencing (init_transactions of both producers).
+  void fence();
   void begin() override;
-  void commit(const core::Checkpoint& checkpoint) override { current().commit(checkpoint); }
+  void commit(const core::Checkpoint& checkpoint) override;
   [[nodiscard]] bool transactional() const override { return true; }
+  [[nodiscard]] bool overlapping() const override { return true; }
   void send(std::span<const core::OutboxMessage> messages, std::span<core::Delivery> out) override {
-    current().send(messages, out);
+    newest().send(messages, out);
   }
-  bool await(std::chrono::milliseconds timeout) override { return current().await(timeout); }
+  bool await(std::chrono::milliseconds timeout) override { return newest().await(timeout); }
   bool await(std::span<const core::Delivery> out, std::chrono::milliseconds timeout) override {
-    return current().await(out, timeout);
+    return newest().await(out, timeout);
   }
-  void abort() noexcept override { current().abort(); }
+  void abort() noexcept override;
   [[nodiscard]] bool connected() const override { return producers_[0]->connected(); }
 
   // The first producer, for the operations thread's connection checks and queue depth.
   [[nodiscard]] Producer& first() { return *producers_[0]; }
 
  private:
-  Producer& current() { return *producers_[turn_]; }
+  // The producer of the newest open transaction (the last begun when none is open).
+  Producer& newest() { return *producers_[open_.empty() ? 1 - next_ : open_.back()]; }
   std::array<std::unique_ptr<Producer>, 2> producers_;
-  std::size_t turn_ = 0;
+  std::size_t next_ = 0;          // the producer the next begin() uses
+  std::deque<std::size_t> open_;  // producers with an open transaction, oldest first
 };
 
 }  // namespace outbox_relay::kafka

@@ -140,6 +140,8 @@ struct FakePublisher : Publisher {
     if (log != nullptr && is_transactional) log->push_back("kafka-commit " + std::to_string(c.position));
   }
   [[nodiscard]] bool transactional() const override { return is_transactional; }
+  bool is_overlapping = false;
+  [[nodiscard]] bool overlapping() const override { return is_overlapping; }
   bool await(Millis) override { return !never_completes; }
   void abort() noexcept override {
     ++aborts;
@@ -760,4 +762,36 @@ TEST_CASE(
   rig.source.batches.push_back(of(7));
   for (int i = 0; i < 2; ++i) CHECK(d.step() == StepResult::kPublished);
   CHECK(rig.source.maxes == std::vector<std::size_t>{10, 20, 40, 40, 10});
+}
+
+TEST_CASE(
+    "transaction boundary, overlapping publisher: the next batch is sent once this one is "
+    "acknowledged, before this one commits; commits stay in order") {
+  PipelinedRig rig;
+  auto& log = rig.log;
+  rig.publisher.is_transactional = true;
+  rig.publisher.is_overlapping = true;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "fetch 3 wait 0", "begin",
+                                        "send 3", "kafka-commit 2", "commit 1,2", "fetch - wait 0",
+                                        "kafka-commit 1", "commit 3"});
+}
+
+TEST_CASE("transaction boundary, overlapping publisher: a batch not acknowledged sends nothing behind it") {
+  PipelinedRig rig;
+  auto& log = rig.log;
+  rig.publisher.is_transactional = true;
+  rig.publisher.is_overlapping = true;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  rig.publisher.outcome["t:2"] = {DeliveryStatus::kRetriable, "Local: Message timed out", -1, -1};
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kRetrying);
+  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "fetch 3 wait 0", "abort",
+                                        "commit -", "abort", "abandon"});
+  CHECK(rig.publisher.sent.size() == 1);  // 3 never sent
 }

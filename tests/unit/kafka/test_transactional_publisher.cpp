@@ -1,0 +1,92 @@
+// The exactly-once publisher's two producers against librdkafka's mock cluster (transactions included).
+#include <doctest/doctest.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/message.h"
+#include "kafka/config.h"
+#include "kafka/transactional_publisher.h"
+
+using namespace outbox_relay;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<core::OutboxMessage> events(int from, int n) {
+  std::vector<core::OutboxMessage> v(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    auto& m = v[static_cast<std::size_t>(i)];
+    m.id = std::to_string(from + i);
+    m.topic = "events";
+    m.key = "k";
+    m.value = "v";
+  }
+  return v;
+}
+
+bool all_acked(const std::vector<core::Delivery>& d) {
+  for (const auto& x : d) {
+    if (x.status != core::DeliveryStatus::kAcked) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "transactional publisher: the next transaction is sent while the previous one commits; commits "
+    "close the oldest; abort closes both") {
+  kafka::TransactionConfig t;
+  t.identity = "unit.pair";
+  t.checkpoint_topic = "checkpoints";
+  t.timeout = 10s;
+  kafka::TransactionalPublisher pub(
+      kafka::producer_properties(
+          "", {{"test.mock.num.brokers", "1"}, {"linger.ms", "0"}, {"message.timeout.ms", "5000"}}),
+      t);
+  pub.fence();  // (recover() also creates the checkpoint topic, which needs a controller the mock lacks)
+  REQUIRE(pub.overlapping());
+
+  const auto a = events(1, 3), b = events(4, 3), c = events(7, 2);
+  std::vector<core::Delivery> da(a.size()), db(b.size()), dc(c.size());
+  pub.begin();
+  pub.send(a, da);
+  REQUIRE(pub.await(da, 10s));
+  CHECK(all_acked(da));
+  pub.begin();  // the other producer: both transactions open
+  pub.send(b, db);
+  core::Checkpoint first;
+  first.ids = {"1", "2", "3"};
+  CHECK(pub.first().in_transaction());
+  pub.commit(first);  // the oldest: a's, on the first producer; b's stays open
+  CHECK_FALSE(pub.first().in_transaction());
+  REQUIRE(pub.await(db, 10s));
+  CHECK(all_acked(db));
+  core::Checkpoint second;
+  second.ids = {"4", "5", "6"};
+  pub.commit(second);
+  // Both closed: two more may open, and an abort closes whatever is open.
+  pub.begin();
+  pub.send(c, dc);
+  REQUIRE(pub.await(dc, 10s));
+  pub.begin();
+  CHECK(pub.first().in_transaction());  // c's (second producer) and this one (first) open
+  pub.abort();
+  CHECK_FALSE(pub.first().in_transaction());
+  pub.begin();
+  core::Checkpoint third;
+  third.ids = {"9"};
+  pub.commit(third);
+  // A third open transaction is a dispatcher bug, not something to queue.
+  pub.begin();
+  pub.begin();
+  CHECK_THROWS_AS(pub.begin(), std::logic_error);
+  pub.abort();
+}
