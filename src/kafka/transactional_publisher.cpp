@@ -33,8 +33,9 @@ void TransactionalPublisher::fence() {
 }
 
 void TransactionalPublisher::begin() {
+  // The producers alternate, so while fewer than two are open, `next_` is never one of them.
   const auto p = next_;
-  if (open_.size() >= producers_.size() || (!open_.empty() && open_.back() == p)) {
+  if (open_.size() >= producers_.size()) {
     throw std::logic_error("transactional publisher: begin() with both transactions open");
   }
   producers_[p]->begin();
@@ -55,10 +56,9 @@ void TransactionalPublisher::commit(const core::Checkpoint& checkpoint) {
 }
 
 void TransactionalPublisher::abort() noexcept {
-  // The newest first: its records follow the older one's. Then anything else still in flight.
-  for (auto it = open_.rbegin(); it != open_.rend(); ++it) producers_[*it]->abort();
-  open_.clear();
+  // Each producer aborts its open transaction, if any, or gives up on what it still has in flight.
   for (auto& p : producers_) p->abort();
+  open_.clear();
 }
 
 }  // namespace outbox_relay::kafka
