@@ -1,17 +1,14 @@
 // The producer against librdkafka's in-process mock cluster (test.mock.num.brokers): no servers.
 #include <doctest/doctest.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include <chrono>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/message.h"
 #include "kafka/config.h"
 #include "kafka/producer.h"
+#include "mock_cluster.h"
 
 using namespace outbox_relay;
 
@@ -50,37 +47,27 @@ TEST_CASE(
     "send says so") {
   // A mock cluster of our own, so that its metadata can answer "unknown topic" for one topic (as a
   // broker does between a topic's deletion and its re-creation).
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> owner(
-      rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err), &rd_kafka_destroy);
-  REQUIRE(owner);
-  std::unique_ptr<rd_kafka_mock_cluster_t, decltype(&rd_kafka_mock_cluster_destroy)> cluster(
-      rd_kafka_mock_cluster_new(owner.get(), 1), &rd_kafka_mock_cluster_destroy);
-  REQUIRE(cluster);
-  REQUIRE(rd_kafka_mock_topic_create(cluster.get(), "deleted", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  testing::MockCluster cluster;
+  cluster.create_topic("deleted", 1);
   rd_kafka_mock_topic_set_error(cluster.get(), "deleted", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
-  kafka::Producer producer(
-      kafka::producer_properties(rd_kafka_mock_cluster_bootstraps(cluster.get()),
-                                 {{"linger.ms", "0"}, {"topic.metadata.propagation.max.ms", "10"}}));
+  kafka::Producer producer(kafka::producer_properties(
+      cluster.bootstraps(), {{"linger.ms", "0"}, {"topic.metadata.propagation.max.ms", "10"}}));
   std::vector<core::OutboxMessage> one(1);
   one[0].id = "1";
   one[0].topic = "deleted";
   one[0].key = "k";
   one[0].value = "v";
+  auto send = [&] {
+    std::vector<core::Delivery> out(1);
+    producer.send(one, out);
+    REQUIRE(producer.await(std::chrono::seconds(30)));
+    INFO(out[0].error);
+    CHECK(out[0].status == core::DeliveryStatus::kRetriable);
+    CHECK(out[0].error.find("in case the topic is being created") != std::string::npos);
+  };
   // First send: queued while metadata is asked for; the report says the topic is unknown.
-  std::vector<core::Delivery> first(1);
-  producer.send(one, first);
-  REQUIRE(producer.await(std::chrono::seconds(30)));
-  INFO(first[0].error);
-  CHECK(first[0].status == core::DeliveryStatus::kRetriable);
-  CHECK(first[0].error.find("in case the topic is being created") != std::string::npos);
+  send();
   // Second send: librdkafka now holds the topic as absent and refuses the record at once. Within the
   // grace that is no reason to park it either.
-  std::vector<core::Delivery> second(1);
-  producer.send(one, second);
-  REQUIRE(producer.await(std::chrono::seconds(30)));
-  INFO(second[0].error);
-  CHECK(second[0].status == core::DeliveryStatus::kRetriable);
-  CHECK(second[0].error.find("in case the topic is being created") != std::string::npos);
+  send();
 }

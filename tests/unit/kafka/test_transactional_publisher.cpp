@@ -1,11 +1,7 @@
 // The exactly-once publisher's two producers against librdkafka's mock cluster (transactions included).
 #include <doctest/doctest.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
 #include <chrono>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,6 +9,7 @@
 #include "core/message.h"
 #include "kafka/config.h"
 #include "kafka/transactional_publisher.h"
+#include "mock_cluster.h"
 
 using namespace outbox_relay;
 using namespace std::chrono_literals;
@@ -47,9 +44,10 @@ TEST_CASE(
   t.identity = "unit.pair";
   t.checkpoint_topic = "checkpoints";
   t.timeout = 10s;
+  testing::MockCluster cluster;  // both producers on one cluster, as on a real one
+  cluster.create_topic("events", 2);
   kafka::TransactionalPublisher pub(
-      kafka::producer_properties(
-          "", {{"test.mock.num.brokers", "1"}, {"linger.ms", "0"}, {"message.timeout.ms", "5000"}}),
+      kafka::producer_properties(cluster.bootstraps(), {{"linger.ms", "0"}, {"message.timeout.ms", "5000"}}),
       t);
   pub.fence();  // (recover() also creates the checkpoint topic, which needs a controller the mock lacks)
   REQUIRE(pub.overlapping());
