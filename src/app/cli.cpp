@@ -53,7 +53,12 @@ const std::vector<Flag>& flags() {
       {"header-column", &R::header_columns, "Also send COLUMN as a header, COLUMN[:HEADER] (repeatable)"},
       {"batch-size", &R::batch_size, "Most events claimed and published per batch", {}, std::pair{1, 100000}},
       {"batch-bytes", &R::batch_bytes,
-       "Also bound a batch to about this many bytes of records (learned from the sizes seen; 0B: no bound)"},
+       "Also bound a batch to about this much memory in records (learned from the sizes seen; at most an "
+       "eighth of --memory-budget; 0B: that eighth)"},
+      {"memory-budget", &R::memory_budget,
+       "Memory for events held in the relay: the WAL read-ahead (a quarter), two batches in flight (held "
+       "twice: a half) and the Kafka producer's copy (a quarter); a WAL transaction larger than a batch is "
+       "sent in chunks as it streams in; 4MiB to 4GiB"},
       {"poll-interval", &R::poll_interval, "Longest wait between polls when no NOTIFY arrives"},
       {"session-timeout", &R::session_timeout,
        "The server ends a dead, paused or partitioned relay's session after this, freeing its claim and lead "

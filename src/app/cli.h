@@ -32,6 +32,7 @@ struct RawOptions {
   std::vector<std::string> header_columns;
   std::size_t batch_size = 2000;
   std::string batch_bytes = "2MiB";
+  std::string memory_budget = "8MiB";
   std::string poll_interval = "1s";
   std::string session_timeout = "60s";
   std::string on_sent = "delete";

@@ -160,6 +160,20 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
   } catch (const std::invalid_argument& e) {
     throw core::ConfigError(std::string("--batch-bytes: ") + e.what());
   }
+  try {
+    o.memory_budget = core::parse_size(raw.memory_budget);
+  } catch (const std::invalid_argument& e) {
+    throw core::ConfigError(std::string("--memory-budget: ") + e.what());
+  }
+  if (o.memory_budget < (std::size_t{4} << 20) || o.memory_budget > (std::size_t{4} << 30)) {
+    throw core::ConfigError("--memory-budget: " + raw.memory_budget + " is outside 4MiB to 4GiB");
+  }
+  // The budget's shares: the WAL read-ahead a quarter; two batches in flight, a quarter each at most
+  // (however far an exactly-once claim grows); the producer's copy of what is in flight the last
+  // quarter (payloads only: it holds no headers or bookkeeping of ours). A WAL transaction larger than
+  // a batch is sent in batch-sized chunks as it streams in.
+  const auto quarter = o.memory_budget / 4;
+  o.batch_bytes = o.batch_bytes == 0 ? quarter : std::min(o.batch_bytes, quarter);
   o.session_timeout =
       duration_flag("--session-timeout", raw.session_timeout, std::chrono::milliseconds(5000));
   o.drain_timeout = duration_flag("--drain-timeout", raw.drain_timeout, std::chrono::milliseconds(0));
@@ -291,13 +305,19 @@ core::Layout Options::layout() const {
 }
 
 std::vector<kafka::Property> Options::producer_properties() const {
-  return kafka::producer_properties(kafka_brokers, kafka_overrides);
+  // The producer's queue holds a copy of what is in flight: a quarter of the budget (its payloads; the
+  // relay's own bounds keep it below that), unless -X sets it.
+  std::vector<kafka::Property> overrides = {
+      {"queue.buffering.max.kbytes", std::to_string(std::max<std::size_t>(memory_budget / 4 / 1024, 1))}};
+  overrides.insert(overrides.end(), kafka_overrides.begin(), kafka_overrides.end());
+  return kafka::producer_properties(kafka_brokers, overrides);
 }
 
 core::DispatcherConfig Options::dispatcher_config() const {
   core::DispatcherConfig c;
   c.batch_size = batch_size;
   c.batch_bytes = batch_bytes;
+  c.claim_bytes = memory_budget / 4;
   c.transaction_batches = transaction_batches;
   c.poll_interval = poll_interval;
   c.drain_timeout = drain_timeout;

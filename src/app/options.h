@@ -38,7 +38,8 @@ struct Options {
   bool unordered{};                         // --unordered: accept a claim order that is no ordering
   std::vector<std::string> header_columns;  // "column[:header]" additional placements
   std::size_t batch_size{};
-  std::size_t batch_bytes{};            // 0: no bound
+  std::size_t batch_bytes{};            // at most memory_budget / 4 (0 given: that)
+  std::size_t memory_budget{};          // --memory-budget: events held in memory, all stages
   std::size_t transaction_batches = 1;  // exactly-once: batches one claim may grow to under a backlog
   std::chrono::milliseconds poll_interval{};
   std::chrono::milliseconds session_timeout{};

@@ -21,6 +21,14 @@ std::optional<uint64_t> canonical_number(const std::string& id) {
   return v;
 }
 
+uint64_t decimal(const std::string& text, const char* what) {
+  uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size() || text.empty())
+    throw std::invalid_argument(std::string("checkpoint ") + what + " \"" + text + "\" is not a number");
+  return v;
+}
+
 constexpr std::size_t kMinRun = 3;           // shorter runs stay single ids
 constexpr std::size_t kMaxIds = 10'000'000;  // what a decoded checkpoint may expand to
 
@@ -45,6 +53,9 @@ std::string encode_checkpoint(const Checkpoint& checkpoint, const std::string& i
   }
   nlohmann::json j = {
       {"v", 2}, {"identity", identity}, {"position", std::to_string(checkpoint.position)}, {"ids", ids}};
+  if (checkpoint.partial_records > 0) {
+    j["partial"] = {{"lsn", std::to_string(checkpoint.partial_lsn)}, {"records", checkpoint.partial_records}};
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -66,10 +77,17 @@ DecodedCheckpoint decode_checkpoint(const std::string& value) {
   d.identity = j["identity"].get<std::string>();
   if (!j.contains("position") || !j["position"].is_string())
     throw std::invalid_argument("checkpoint has no position");
-  const auto pos = j["position"].get<std::string>();
-  const auto [p, ec] = std::from_chars(pos.data(), pos.data() + pos.size(), d.checkpoint.position);
-  if (ec != std::errc() || p != pos.data() + pos.size() || pos.empty())
-    throw std::invalid_argument("checkpoint position \"" + pos + "\" is not a number");
+  d.checkpoint.position = decimal(j["position"].get<std::string>(), "position");
+  if (j.contains("partial")) {
+    const auto& partial = j["partial"];
+    if (!partial.is_object() || !partial.contains("lsn") || !partial["lsn"].is_string() ||
+        !partial.contains("records") || !partial["records"].is_number_unsigned())
+      throw std::invalid_argument("checkpoint partial must be {\"lsn\": \"<decimal>\", \"records\": N}");
+    d.checkpoint.partial_lsn = decimal(partial["lsn"].get<std::string>(), "partial lsn");
+    d.checkpoint.partial_records = partial["records"].get<uint64_t>();
+    if (d.checkpoint.partial_lsn <= d.checkpoint.position && d.checkpoint.partial_records > 0)
+      throw std::invalid_argument("checkpoint partial transaction is not after its position");
+  }
   if (!j.contains("ids") || !j["ids"].is_array()) throw std::invalid_argument("checkpoint has no ids");
   auto& ids = d.checkpoint.ids;
   for (const auto& id : j["ids"]) {

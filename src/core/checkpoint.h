@@ -15,13 +15,19 @@ struct Checkpoint {
   uint64_t position = 0;
   // Poll mode: the ids of the rows published in this transaction and not yet known to be marked.
   std::vector<std::string> ids;
+  // WAL mode, a transaction published in chunks (larger than the memory budget allows at once): the
+  // first `partial_records` records (events and rejected rows, in stream order) of the transaction
+  // after `position`, whose commit record starts at `partial_lsn`, are in Kafka too. 0/0: none.
+  uint64_t partial_lsn = 0;
+  uint64_t partial_records = 0;
 
-  [[nodiscard]] bool empty() const { return position == 0 && ids.empty(); }
+  [[nodiscard]] bool empty() const { return position == 0 && ids.empty() && partial_records == 0; }
   bool operator==(const Checkpoint&) const = default;
 };
 
-// The checkpoint record's value: a JSON object {"v":2,"identity":…,"position":"<decimal>","ids":[…]}
-// (position as a string: LSNs use all 64 bits). `ids` holds single ids ("17") and runs of consecutive
+// The checkpoint record's value: a JSON object {"v":2,"identity":…,"position":"<decimal>","ids":[…]},
+// with "partial":{"lsn":"<decimal>","records":N} when partial_records > 0 (position as a string: LSNs
+// use all 64 bits). `ids` holds single ids ("17") and runs of consecutive
 // numeric ids (["100", 2000] = 100..2099), in order: a transaction of many rows stays a small record.
 // Version 1 (ids all single) is read too. `identity` names the relay (the record key too), so a record
 // read back can be checked against the relay reading it.

@@ -170,9 +170,12 @@ void Dispatcher::refresh_idle_checkpoint() {
 std::size_t Dispatcher::fetch_limit() const {
   const auto most = config_.batch_size * scale_;
   if (config_.batch_bytes == 0) return most;
-  // Before any size is known, a moderate first batch: 1 KiB per event.
-  const double per_event = bytes_per_event_ > 0 ? bytes_per_event_ : 1024.0;
-  const auto n = static_cast<std::size_t>(static_cast<double>(config_.batch_bytes * scale_) / per_event);
+  // Before any size is known, a small first batch (64 KiB per event: large events must not arrive
+  // batch_size at a time); the sizes it brings set the next one's.
+  const double per_event = bytes_per_event_ > 0 ? bytes_per_event_ : 65536.0;
+  auto bytes = config_.batch_bytes * scale_;
+  if (config_.claim_bytes > 0) bytes = std::min(bytes, std::max(config_.claim_bytes, config_.batch_bytes));
+  const auto n = static_cast<std::size_t>(static_cast<double>(bytes) / per_event);
   return std::clamp<std::size_t>(n, 1, most);
 }
 
@@ -193,10 +196,7 @@ Batch Dispatcher::fetch(Millis wait) {
 void Dispatcher::learn_sizes(const Batch& batch) {
   if (batch.messages.empty()) return;
   std::size_t bytes = 0;
-  for (const auto& m : batch.messages) {
-    bytes += m.topic.size() + (m.key ? m.key->size() : 0) + (m.value ? m.value->size() : 0);
-    for (const auto& [k, v] : m.headers) bytes += k.size() + v.size();
-  }
+  for (const auto& m : batch.messages) bytes += memory_bytes(m);
   const double avg = static_cast<double>(bytes) / static_cast<double>(batch.messages.size());
   bytes_per_event_ = bytes_per_event_ > 0 ? 0.5 * bytes_per_event_ + 0.5 * avg : avg;
 }

@@ -31,10 +31,13 @@ enum class PoisonPolicy {
 
 struct DispatcherConfig {
   std::size_t batch_size = 2000;
-  // Also bounds a batch by its records' size (0: no bound): the next fetch asks for about this many
-  // bytes' worth of events, from the sizes seen so far (memory stays flat for large payloads while
-  // small ones still come in big batches).
+  // Also bounds a batch by its records' memory (core::memory_bytes; 0: no bound): the next fetch asks
+  // for about this many bytes' worth of events, from the sizes seen so far (memory stays flat for
+  // large payloads while small ones still come in big batches).
   std::size_t batch_bytes = 2u << 20;
+  // Most bytes of records one claim may take however far it grows (transaction_batches): its share of
+  // the memory budget (0: no bound beyond batch_bytes times transaction_batches).
+  std::size_t claim_bytes = 0;
   Millis poll_interval{1000};      // longest wait in fetch when nothing arrives
   Millis drain_timeout{10000};     // after a stop request, how long in-flight deliveries may take
   Millis delivery_timeout{60000};  // await bound for one batch before its stragglers count as retriable

@@ -1,6 +1,7 @@
 #pragma once
 // The unit of work that flows from a source to Kafka, and the outcome of publishing it.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +25,22 @@ struct OutboxMessage {
   uint64_t position = 0;
 };
 
+// Heap memory a string holds beyond its own object (none while it fits the small-string buffer).
+[[nodiscard]] inline std::size_t heap_bytes(const std::string& s) {
+  return s.capacity() > 15 ? s.capacity() + 1 : 0;
+}
+
+// Memory one record takes while the relay holds it: its object, its strings, its headers. What the
+// memory budget counts (with the copies the pipeline makes, see app/options.cpp).
+[[nodiscard]] inline std::size_t memory_bytes(const OutboxMessage& m) {
+  std::size_t n = sizeof(OutboxMessage) + heap_bytes(m.id) + heap_bytes(m.topic);
+  if (m.key) n += heap_bytes(*m.key);
+  if (m.value) n += heap_bytes(*m.value);
+  n += m.headers.capacity() * sizeof(Header);
+  for (const auto& [k, v] : m.headers) n += heap_bytes(k) + heap_bytes(v);
+  return n;
+}
+
 // A raw outbox row (or WAL tuple or logical message) before it is mapped to a record: column name ->
 // text value (nullopt = SQL NULL). Sources fill it; core::Router maps it.
 struct Column {
@@ -34,6 +51,13 @@ struct OutboxRow {
   std::string id;  // the id column's text, used for marking and logs even when mapping fails
   std::vector<Column> columns;
   uint64_t position = 0;
+
+  // Memory the row takes while held (a rejected row waiting to be parked).
+  [[nodiscard]] std::size_t memory_bytes() const {
+    std::size_t n = sizeof(OutboxRow) + heap_bytes(id) + columns.capacity() * sizeof(Column);
+    for (const auto& c : columns) n += heap_bytes(c.name) + (c.value ? heap_bytes(*c.value) : 0);
+    return n;
+  }
 
   [[nodiscard]] const std::optional<std::string>* find(const std::string& name) const {
     for (const auto& c : columns) {

@@ -60,6 +60,9 @@ class WalMode final : public ModeDescription {
     c.heartbeat_interval = o.heartbeat_interval;
     c.message_prefix = o.message_prefix;
     c.session_timeout = o.session_timeout;
+    c.max_buffered_bytes = o.memory_budget / 4;
+    c.max_batch_bytes = o.memory_budget / 4;
+    c.chunk_bytes = o.batch_bytes;
     return std::make_unique<pg::WalSource>(std::move(c), core::Router(o.layout()));
   }
 

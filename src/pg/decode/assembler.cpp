@@ -54,20 +54,6 @@ struct Scan {
   [[nodiscard]] bool done() const { return pos == s.size(); }
 };
 
-std::size_t row_bytes(const core::OutboxRow& row) {
-  std::size_t n = row.id.size() + 64;
-  for (const auto& c : row.columns) n += c.name.size() + (c.value ? c.value->size() : 0) + 48;
-  return n;
-}
-
-std::size_t message_bytes(const core::OutboxMessage& m) {
-  std::size_t n = m.id.size() + m.topic.size() + 128;
-  if (m.key) n += m.key->size();
-  if (m.value) n += m.value->size();
-  for (const auto& [k, v] : m.headers) n += k.size() + v.size() + 64;
-  return n;
-}
-
 }  // namespace
 
 std::optional<int64_t> timestamp_text_to_ms(std::string_view text) {
@@ -204,6 +190,7 @@ TransactionAssembler::TransactionAssembler(core::Router router, Options options)
 
 void TransactionAssembler::reset() {
   current_.reset();
+  skipping_ = 0;
   relations_.clear();
 }
 
@@ -221,6 +208,12 @@ std::optional<Transaction> TransactionAssembler::feed(pgoutput::Message message)
     current_.emplace();
     current_->begin = *b;
     current_->txn.xid = b->xid;
+    current_->txn.commit_lsn = b->final_lsn;
+    skipping_ = 0;
+    if (skip_.records > 0 && b->final_lsn == skip_.commit_lsn) {
+      skipping_ = skip_.records;
+      skip_ = {};
+    }
     return std::nullopt;
   }
   if (auto* c = std::get_if<pgoutput::Commit>(&message)) {
@@ -241,8 +234,11 @@ std::optional<Transaction> TransactionAssembler::feed(pgoutput::Message message)
     on_relation(std::move(*r));
   } else if (auto* i = std::get_if<pgoutput::Insert>(&message)) {
     on_insert(*i);
+    if (options_.chunk_bytes > 0 && current_->txn.bytes >= options_.chunk_bytes) return take_chunk();
   } else if (auto* m = std::get_if<pgoutput::LogicalMessage>(&message)) {
     on_message(*m);
+    if (current_ && options_.chunk_bytes > 0 && current_->txn.bytes >= options_.chunk_bytes)
+      return take_chunk();
   } else if (auto* u = std::get_if<pgoutput::Update>(&message)) {
     require_transaction("Update");
     (void)relations_.require(u->relation_oid, u->new_tuple);
@@ -254,6 +250,18 @@ std::optional<Transaction> TransactionAssembler::feed(pgoutput::Message message)
   }
   // Origin and Type carry nothing we publish.
   return std::nullopt;
+}
+
+Transaction TransactionAssembler::take_chunk() {
+  Transaction chunk = std::move(current_->txn);
+  current_->txn = Transaction{};
+  current_->txn.xid = chunk.xid;
+  current_->txn.commit_lsn = chunk.commit_lsn;
+  chunk.complete = false;
+  chunk.end_lsn = chunk.commit_lsn + 1;
+  for (auto& m : chunk.messages) m.position = chunk.end_lsn;
+  for (auto& r : chunk.rejected) r.row.position = chunk.end_lsn;
+  return chunk;
 }
 
 void TransactionAssembler::on_relation(pgoutput::Relation relation) {
@@ -300,14 +308,24 @@ void TransactionAssembler::on_message(const pgoutput::LogicalMessage& message) {
 }
 
 void TransactionAssembler::add(core::Router::Result result, core::OutboxRow row) {
+  if (skipping_ > 0) {  // in Kafka already (exactly-once recovery)
+    --skipping_;
+    return;
+  }
+  // What the transaction holds, its vectors' spare capacity included: the read-ahead bound and the
+  // chunk size are about memory.
   auto& txn = current_->txn;
   if (result.index() == 0) {
     auto& m = std::get<0>(result);
-    txn.bytes += message_bytes(m);
+    const auto capacity = txn.messages.capacity();
+    txn.bytes += core::memory_bytes(m) - sizeof(core::OutboxMessage);
     txn.messages.push_back(std::move(m));
+    txn.bytes += (txn.messages.capacity() - capacity) * sizeof(core::OutboxMessage);
   } else {
-    txn.bytes += row_bytes(row);
+    const auto capacity = txn.rejected.capacity();
+    txn.bytes += row.memory_bytes();
     txn.rejected.push_back({std::move(row), std::get<1>(std::move(result)), std::nullopt, 0});
+    txn.bytes += (txn.rejected.capacity() - capacity) * sizeof(core::RejectedRow);
   }
 }
 

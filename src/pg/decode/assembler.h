@@ -61,10 +61,16 @@ struct MessageRoute {
 [[nodiscard]] std::vector<std::string> missing_columns(const pgoutput::Relation& relation,
                                                        const core::Layout& layout);
 
-// One committed transaction, mapped. Positions of its messages and rejected rows = end_lsn.
+// One committed transaction, mapped, or a chunk of one (complete == false) too large to hold whole.
+// Positions of its messages and rejected rows = end_lsn.
 struct Transaction {
   uint32_t xid = 0;
-  uint64_t end_lsn = 0;  // end of the commit record: confirming it means "this transaction is done"
+  // Complete: the end of the commit record; confirming it means "this transaction is done". A chunk:
+  // commit_lsn + 1, a position after every earlier transaction and before this one's end, which orders
+  // its records but is never confirmed.
+  uint64_t end_lsn = 0;
+  uint64_t commit_lsn = 0;  // where the commit record starts (Begin's final LSN)
+  bool complete = true;     // false: a chunk; the rest of the transaction follows
   std::vector<core::OutboxMessage> messages;
   std::vector<core::RejectedRow> rejected;
   std::size_t bytes = 0;  // approximate memory held, for the read-ahead bound
@@ -82,11 +88,16 @@ class TransactionAssembler {
     // Told about things skipped deliberately that an operator may want to know about (a
     // non-transactional message with our prefix). Must not throw.
     std::function<void(const std::string&)> warn;
+    // A transaction whose records reach this many bytes is handed out in chunks of about this size
+    // as it streams in (all of its rows are committed already); 0: only whole transactions.
+    std::size_t chunk_bytes = 0;
   };
 
   TransactionAssembler(core::Router router, Options options);
 
-  // Feeds one decoded message. Returns the transaction when `message` is its Commit. Throws DecodeError
+  // Feeds one decoded message. Returns the transaction when `message` is its Commit, or a chunk of it
+  // (complete == false) when its records reached chunk_bytes; the chunk after the last one is the
+  // transaction's end (complete, maybe without records). Throws DecodeError
   // when the stream breaks the protocol's order (a change outside Begin..Commit, Begin inside a
   // transaction, a Commit for another transaction, a tuple of an undescribed relation) and
   // core::FatalError when the outbox table lacks a column the layout requires.
@@ -96,6 +107,9 @@ class TransactionAssembler {
 
   // Between a Begin and its Commit.
   [[nodiscard]] bool in_transaction() const { return current_.has_value(); }
+  // Exactly-once recovery: the first `records` records of the transaction whose commit record starts at
+  // `commit_lsn` are in Kafka already; they are dropped when it streams in (once).
+  void skip_records(uint64_t commit_lsn, uint64_t records) { skip_ = {commit_lsn, records}; }
   // Forgets the partial transaction and the relations (a new stream starts with neither).
   void reset();
 
@@ -114,10 +128,18 @@ class TransactionAssembler {
   Current& require_transaction(const char* what);
   void add(core::Router::Result result, core::OutboxRow row);
 
+  // The chunk gathered so far, handed out; the transaction goes on.
+  Transaction take_chunk();
+
   core::Router router_;
   Options options_;
   pgoutput::RelationCache relations_;
   std::optional<Current> current_;
+  struct Skip {
+    uint64_t commit_lsn = 0;
+    uint64_t records = 0;
+  } skip_;
+  uint64_t skipping_ = 0;  // records of the current transaction still to drop
 };
 
 }  // namespace outbox_relay::pg

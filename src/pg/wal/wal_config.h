@@ -20,9 +20,15 @@ struct WalSourceConfig {
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds heartbeat_interval{10000};
   std::string message_prefix = "outbox";  // "" = logical decoding messages are not events
-  // Read-ahead bound: past this much memory in complete transactions not yet fetched, the source stops
-  // reading the stream (the server waits; keepalives still flow). One transaction may exceed it.
-  std::size_t max_buffered_bytes = 64u << 20;
+  // Read-ahead bound: past this much memory in transactions (or chunks) not yet fetched, the source
+  // stops reading the stream (the server waits; keepalives still flow).
+  std::size_t max_buffered_bytes = 4u << 20;
+  // A transaction whose records reach this much memory is published in chunks of about this size as
+  // it streams in, instead of being held whole (0: never). The slot is confirmed only past its end, so
+  // a crash re-sends it from its start (exactly-once: the checkpoint counts its records sent).
+  std::size_t chunk_bytes = 2u << 20;
+  // Most memory in records one batch takes from the read-ahead (its first transaction or chunk always).
+  std::size_t max_batch_bytes = 4u << 20;
   // Shortest wait in fetch() while nothing is ready and the source is not caught up, so that wait=0
   // (--exit-when-idle) polls the socket instead of spinning.
   std::chrono::milliseconds min_wait{20};

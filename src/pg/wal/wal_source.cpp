@@ -60,6 +60,7 @@ std::string WalSource::describe() const {
 void WalSource::open() {
   const int previous_walsender = stream_->backend_pid();
   close();
+  restart_ = false;
   try {
     connect_primary();
     check_server(meta_.get(), cfg_, warned_keep_size_);
@@ -198,6 +199,7 @@ void WalSource::make_assembler() {
   opts.table_schema = table_.schema;
   opts.table_name = table_.name;
   opts.message_prefix = cfg_.message_prefix;
+  opts.chunk_bytes = cfg_.chunk_bytes;
   opts.warn = [](const std::string& text) noexcept {
     try {
       spdlog::warn("{}", text);
@@ -286,7 +288,7 @@ void WalSource::service() {
 }
 
 core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
-  if (!stream_->streaming())
+  if (!stream_->streaming() || restart_)
     throw core::TransientError("wal source on slot \"" + cfg_.slot + "\" is not streaming");
   const bool behind = queue_.in_flight();  // pipelined: another batch awaits its acknowledgements
   max = std::max<std::size_t>(max, 1);
@@ -300,7 +302,7 @@ core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
     if (queue_.has_ready() && (drained || now >= deadline || queue_.ready_records() >= max ||
                                queue_.ready_bytes() >= cfg_.max_buffered_bytes)) {
       const auto before = queue_.confirmed();
-      auto batch = queue_.take(max);
+      auto batch = queue_.take(max, cfg_.max_batch_bytes);
       if (!batch.empty()) {
         last_activity_ = now;
         return batch;
@@ -319,12 +321,35 @@ core::Batch WalSource::fetch(std::size_t max, std::chrono::milliseconds wait) {
 
 core::Checkpoint WalSource::checkpoint(const core::Batch& batch, const core::Settlement& settlement) const {
   core::Checkpoint c;
-  c.position = batch.empty() ? queue_.confirmed() : queue_.plan(batch, settlement).confirm;
+  TxnQueue::Partial partial = queue_.partial();
+  if (batch.empty()) {
+    c.position = queue_.confirmed();
+  } else {
+    const auto plan = queue_.plan(batch, settlement);
+    c.position = plan.confirm;
+    partial = plan.partial;
+  }
+  c.partial_lsn = partial.commit_lsn;
+  c.partial_records = partial.records;
   return c;
 }
 
 // Transactions ending at or before the checkpoint are in Kafka: skipped, and the slot confirmed there.
+// A transaction published in part: its first records are dropped as it streams in again.
 void WalSource::recover(const core::Checkpoint& checkpoint) {
+  if (checkpoint.partial_records > 0) {
+    if (queue_.has_ready() || queue_.in_flight() || assembler_.in_transaction()) {
+      // Only right after open() is nothing of it buffered yet; start the stream over.
+      throw core::TransientError("wal source on slot \"" + cfg_.slot +
+                                 "\": restarting the stream to apply the exactly-once checkpoint");
+    }
+    spdlog::info(
+        "exactly-once checkpoint applied: the first {} records of the transaction committed at {} "
+        "are in Kafka already, not re-sent",
+        checkpoint.partial_records, format_lsn(checkpoint.partial_lsn));
+    assembler_.skip_records(checkpoint.partial_lsn, checkpoint.partial_records);
+    queue_.skip_through(checkpoint.position, {checkpoint.partial_lsn, checkpoint.partial_records});
+  }
   if (checkpoint.position <= queue_.confirmed()) return;
   spdlog::info("exactly-once checkpoint applied: slot \"{}\" confirmed up to {} without re-sending",
                cfg_.slot, format_lsn(checkpoint.position));
@@ -337,7 +362,7 @@ void WalSource::commit(const core::Batch& batch, const core::Settlement& settlem
   const auto plan = queue_.plan(batch, settlement);
   if (!settlement.park.empty()) park(batch, settlement);
   const auto before = queue_.confirmed();
-  queue_.finish(plan);
+  queue_.finish(plan, batch);
   last_activity_ = Clock::now();
   if (plan.retry) {
     spdlog::debug("confirmed up to {} on slot \"{}\"; the rest of the batch will be fetched again",
@@ -359,7 +384,14 @@ void WalSource::park(const core::Batch& batch, const core::Settlement& settlemen
   if (!ok(r)) throw_query_error(r, what);
 }
 
-void WalSource::abandon(const core::Batch& /*batch*/) noexcept { queue_.abandon(); }
+void WalSource::abandon(const core::Batch& batch) noexcept {
+  try {
+    queue_.abandon(batch);
+  } catch (...) {  // out of memory giving the records back: the stream starts over from the slot instead
+    queue_.reset(queue_.confirmed());
+    restart_ = true;
+  }
+}
 
 bool WalSource::caught_up() const {
   return stream_->streaming() && queue_.idle() && !assembler_.in_transaction() && position_reached();

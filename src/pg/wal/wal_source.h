@@ -169,6 +169,7 @@ class WalSource final : public core::OutboxSource {
   bool failover_reported_ = false;
   bool parked_table_ready_ = false;
   bool warned_keep_size_ = false;
+  bool restart_ = false;  // the queue was dropped (abandon() could not give records back): reconnect
   std::atomic<bool> woken_{false};  // wake(): fetch() returns at its next check (within a status interval)
   uint64_t target_ = 0;             // pg_current_wal_lsn() at open(), for caught_up()
   uint64_t idle_position_ = 0;      // server read position with no transaction of ours open before it

@@ -56,13 +56,37 @@ TEST_CASE("sizes need a unit") {
   CHECK_THROWS_WITH_AS(core::parse_size("2mb"), doctest::Contains("unknown unit"), std::invalid_argument);
   CHECK_THROWS_AS(core::parse_size("-1MiB"), std::invalid_argument);
   CHECK_THROWS_AS(core::parse_size("99999999999999999999GiB"), std::invalid_argument);
-  const auto o = parse(with({"--batch-bytes", "4MiB", "--pipeline", "off"}));
-  CHECK(o.batch_bytes == 4u << 20);
+  const auto o = parse(with({"--batch-bytes", "1MiB", "--pipeline", "off"}));
+  CHECK(o.batch_bytes == 1u << 20);
   CHECK_FALSE(o.pipeline);
-  CHECK(o.dispatcher_config().batch_bytes == 4u << 20);
+  CHECK(o.dispatcher_config().batch_bytes == 1u << 20);
   CHECK_FALSE(o.dispatcher_config().pipeline);
   CHECK(config_error(with({"--batch-bytes", "4096"})).find("--batch-bytes") != std::string::npos);
   CHECK(config_error(with({"--pipeline", "maybe"})).find("--pipeline") != std::string::npos);
+}
+
+TEST_CASE("memory budget: its shares bound the batch, the claim, the read-ahead and the producer's queue") {
+  const auto o = parse(with({}));
+  CHECK(o.memory_budget == 16u << 20);
+  CHECK(o.batch_bytes == 2u << 20);
+  CHECK(o.dispatcher_config().claim_bytes == 2u << 20);
+  auto queue_kbytes = [](const outbox_relay::app::Options& opts) {
+    std::string v;
+    for (const auto& [k, val] : opts.producer_properties())
+      if (k == "queue.buffering.max.kbytes") v = val;  // the last one set wins
+    return v;
+  };
+  CHECK(queue_kbytes(o) == "4096");
+  // A batch larger than its share is cut to it; 0B means the share.
+  const auto big = parse(with({"--memory-budget", "64MiB", "--batch-bytes", "32MiB"}));
+  CHECK(big.batch_bytes == 8u << 20);
+  CHECK(parse(with({"--memory-budget", "8MiB", "--batch-bytes", "0B"})).batch_bytes == 1u << 20);
+  CHECK(queue_kbytes(big) == "16384");
+  CHECK(queue_kbytes(parse(with({"-X", "queue.buffering.max.kbytes=100"}))) == "100");
+  for (const auto* bad : {"1MiB", "5GiB", "16", "lots"}) {
+    CAPTURE(bad);
+    CHECK(config_error(with({"--memory-budget", bad})).find("--memory-budget") != std::string::npos);
+  }
 }
 
 TEST_CASE("valid flags parse into options") {

@@ -56,3 +56,27 @@ TEST_CASE("checkpoint: runs of consecutive ids are stored as runs, in order, and
   CHECK(v1.checkpoint.ids == std::vector<std::string>{"1", "2", "3"});
   CHECK(v1.checkpoint.position == 5);
 }
+
+TEST_CASE("checkpoint: a transaction published in part is named with how many of its records are out") {
+  Checkpoint c;
+  c.position = 0x1000;
+  c.partial_lsn = 0x2000;
+  c.partial_records = 30000;
+  const auto value = encode_checkpoint(c, "x");
+  CHECK(value.find(R"("partial":{"lsn":"8192","records":30000})") != std::string::npos);
+  const auto d = decode_checkpoint(value);
+  CHECK(d.checkpoint == c);
+  CHECK_FALSE(d.checkpoint.empty());
+  Checkpoint whole;
+  whole.position = 5;
+  CHECK(encode_checkpoint(whole, "x").find("partial") == std::string::npos);
+  for (const auto* bad :
+       {R"({"v":2,"identity":"x","position":"1","ids":[],"partial":{"lsn":"9"}})",
+        R"({"v":2,"identity":"x","position":"1","ids":[],"partial":{"lsn":9,"records":1}})",
+        R"({"v":2,"identity":"x","position":"1","ids":[],"partial":{"lsn":"9","records":-1}})",
+        R"({"v":2,"identity":"x","position":"9","ids":[],"partial":{"lsn":"9","records":1}})",
+        R"({"v":2,"identity":"x","position":"1","ids":[],"partial":[]})"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS((void)decode_checkpoint(bad), std::invalid_argument);
+  }
+}

@@ -494,17 +494,23 @@ TEST_CASE("batch-bytes: the fetch size follows the record sizes seen, within bat
     }
     return b;
   };
-  rig.source.batches.push_back(sized(5, 1000));
+  rig.source.batches.push_back(sized(1, 1000));
   rig.source.batches.push_back(sized(5, 10));
   rig.source.batches.push_back(sized(5, 10));
   auto d = rig.make();
   for (int i = 0; i < 4; ++i) d.step();
   REQUIRE(rig.source.maxes.size() == 4);
-  CHECK(rig.source.maxes[0] == 9);   // nothing seen yet: 1 KiB per event assumed
-  CHECK(rig.source.maxes[1] == 10);  // 1000 B per event
-  CHECK(rig.source.maxes[2] == 19);  // average (1000 + 10) / 2
-  CHECK(rig.source.maxes[3] == 38);  // (505 + 10) / 2
-  rig.config.batch_bytes = 0;        // no bound: batch-size alone
+  // Sizes are the records' memory: object, heap strings, headers.
+  const double big = static_cast<double>(memory_bytes(sized(1, 1000).messages[0]));
+  const double small = static_cast<double>(memory_bytes(sized(1, 10).messages[0]));
+  CHECK(big > 1000);
+  CHECK(small < big - 900);                                             // 10 bytes stay in the object
+  CHECK(rig.source.maxes[0] == 1);                                      // nothing seen: 64 KiB per event
+  CHECK(rig.source.maxes[1] == static_cast<std::size_t>(10000 / big));  // 8 of ~1.2 KB
+  CHECK(rig.source.maxes[2] == static_cast<std::size_t>(10000 / ((big + small) / 2)));
+  CHECK(rig.source.maxes[3] == static_cast<std::size_t>(10000 / (((big + small) / 2 + small) / 2)));
+  CHECK(rig.source.maxes[3] > rig.source.maxes[2]);
+  rig.config.batch_bytes = 0;  // no bound: batch-size alone
   auto d2 = rig.make();
   d2.step();
   CHECK(rig.source.maxes.back() == 100);
@@ -709,17 +715,36 @@ TEST_CASE(
 
 TEST_CASE("exactly-once: a grown claim is bounded by transaction_batches times batch_bytes as well") {
   Rig rig;
+  const auto record = memory_bytes(batch_of({"x"}).messages[0]);
   rig.config.batch_size = 1000;
-  rig.config.batch_bytes = 40;  // records of 4 bytes (topic, key, "v" + a one-character id): 10 a batch
+  rig.config.batch_bytes = 10 * record;  // 10 records a batch
   rig.config.transaction_batches = 8;
   rig.publisher.is_transactional = true;
   auto of = [](std::size_t n) { return batch_of(std::vector<std::string>(n, "x")); };
-  rig.source.batches.push_back(of(1));   // no size known yet (1 KiB assumed): 1 event; full
+  rig.source.batches.push_back(of(1));   // no size known yet (64 KiB assumed): 1 event; full
   rig.source.batches.push_back(of(20));  // 4 bytes each, twice the bytes: 20; full
   rig.source.batches.push_back(of(40));  // four times: 40
   auto d = rig.make();
   for (int i = 0; i < 3; ++i) CHECK(d.step() == StepResult::kPublished);
   CHECK(rig.source.maxes == std::vector<std::size_t>{1, 20, 40});
+}
+
+TEST_CASE("exactly-once: a grown claim stays within its share of the memory budget") {
+  Rig rig;
+  const auto record = memory_bytes(batch_of({"x"}).messages[0]);
+  rig.config.batch_size = 1000;
+  rig.config.batch_bytes = 10 * record;  // 10 records
+  rig.config.claim_bytes = 20 * record;  // two batches' worth at most
+  rig.config.transaction_batches = 8;
+  rig.publisher.is_transactional = true;
+  auto of = [](std::size_t n) { return batch_of(std::vector<std::string>(n, "x")); };
+  rig.source.batches.push_back(of(1));
+  rig.source.batches.push_back(of(20));
+  rig.source.batches.push_back(of(20));
+  rig.source.batches.push_back(of(20));
+  auto d = rig.make();
+  for (int i = 0; i < 4; ++i) CHECK(d.step() == StepResult::kPublished);
+  CHECK(rig.source.maxes == std::vector<std::size_t>{1, 20, 20, 20});  // not 40, 80
 }
 
 TEST_CASE("exactly-once: the checkpoint is refreshed once nothing arrived for a while, not in every lull") {

@@ -15,8 +15,10 @@ namespace core = outbox_relay::core;
 namespace {
 
 pg::TransactionAssembler make_assembler(std::vector<std::string>* warnings = nullptr,
-                                        core::Layout layout = core::Layout::default_layout()) {
+                                        core::Layout layout = core::Layout::default_layout(),
+                                        std::size_t chunk_bytes = 0) {
   pg::TransactionAssembler::Options o;
+  o.chunk_bytes = chunk_bytes;
   o.table_schema = "public";
   o.table_name = "outbox";
   o.message_prefix = "outbox";
@@ -337,4 +339,60 @@ TEST_CASE("assembler: protocol order violations throw DecodeError") {
   a.reset();
   CHECK_FALSE(a.in_transaction());
   CHECK(a.relations().size() == 0);
+}
+
+TEST_CASE("assembler: a transaction larger than the chunk size comes out in chunks, then its end") {
+  const std::string payload = "\"" + std::string(3000, 'x') + "\"";  // each record ~3.5 KB in memory
+  auto a = make_assembler(nullptr, core::Layout::default_layout(), 8192);
+  (void)a.feed_bytes(fx::begin(0x500, 0, 7));
+  (void)a.feed_bytes(fx::outbox_relation());
+  std::vector<pg::Transaction> out;
+  for (int i = 1; i <= 7; ++i) {
+    if (auto t = a.feed_bytes(fx::insert(fx::kOutboxOid, fx::outbox_row(std::to_string(i), "k", payload))))
+      out.push_back(std::move(*t));
+  }
+  auto end = a.feed_bytes(fx::commit(0x500, 0x530, 0));
+  REQUIRE(end.has_value());
+  out.push_back(std::move(*end));
+  // 3 records reach 8 KiB: two chunks of 3, then the end with the last one.
+  REQUIRE(out.size() == 3);
+  std::vector<std::string> ids;
+  for (std::size_t c = 0; c < out.size(); ++c) {
+    CAPTURE(c);
+    const bool last = c + 1 == out.size();
+    CHECK(out[c].complete == last);
+    CHECK(out[c].xid == 7);
+    CHECK(out[c].commit_lsn == 0x500);
+    CHECK(out[c].end_lsn == (last ? 0x530u : 0x501u));  // a chunk's position: after the commit's start
+    CHECK(out[c].messages.size() == (last ? 1u : 3u));
+    for (const auto& m : out[c].messages) {
+      CHECK(m.position == out[c].end_lsn);
+      ids.push_back(m.id);
+    }
+    if (!last) CHECK(out[c].bytes >= 8192);
+  }
+  CHECK(ids == std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7"});
+  CHECK_FALSE(a.in_transaction());
+
+  // Exactly-once recovery: the first 4 records of that transaction are in Kafka; it streams in again.
+  a.skip_records(0x500, 4);
+  (void)a.feed_bytes(fx::begin(0x400, 0, 6));  // an earlier transaction is not the one
+  auto other = a.feed_bytes(fx::insert(fx::kOutboxOid, fx::outbox_row("0", "k")));
+  CHECK_FALSE(other.has_value());
+  other = a.feed_bytes(fx::commit(0x400, 0x420, 0));
+  REQUIRE(other.has_value());
+  CHECK(other->messages.size() == 1);
+  (void)a.feed_bytes(fx::begin(0x500, 0, 7));
+  ids.clear();
+  for (int i = 1; i <= 7; ++i) {
+    if (auto t = a.feed_bytes(fx::insert(fx::kOutboxOid, fx::outbox_row(std::to_string(i), "k", payload))))
+      for (const auto& m : t->messages) ids.push_back(m.id);
+  }
+  end = a.feed_bytes(fx::commit(0x500, 0x530, 0));
+  for (const auto& m : end->messages) ids.push_back(m.id);
+  CHECK(ids == std::vector<std::string>{"5", "6", "7"});
+  // Once only: the next time it is whole again.
+  (void)a.feed_bytes(fx::begin(0x500, 0, 7));
+  (void)a.feed_bytes(fx::insert(fx::kOutboxOid, fx::outbox_row("1", "k")));
+  CHECK(a.feed_bytes(fx::commit(0x500, 0x530, 0))->messages.size() == 1);
 }

@@ -71,18 +71,18 @@ TEST_CASE("wal queue: batches are whole transactions up to max; a larger one com
   auto plan = settled_plan(q, b, all(2, DeliveryStatus::kAcked));
   CHECK(plan.confirm == 110);
   CHECK_FALSE(plan.retry);
-  q.finish(plan);
+  q.finish(plan, b);
   CHECK(q.confirmed() == 110);
   CHECK_FALSE(q.in_flight());
 
   b = q.take(4);
   CHECK(b.messages.size() == 2);  // 120 (2) + 130 (5) > 4
-  q.finish(settled_plan(q, b, all(2, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(2, DeliveryStatus::kAcked)), b);
 
   b = q.take(4);  // 130 alone, larger than max: never split
   CHECK(b.messages.size() == 5);
   CHECK(b.end_position == 130);
-  q.finish(settled_plan(q, b, all(5, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(5, DeliveryStatus::kAcked)), b);
   CHECK(q.confirmed() == 130);
 }
 
@@ -103,7 +103,7 @@ TEST_CASE("wal queue: transactions without records ride along, or are confirmed 
   b = q.take(1);  // 130 (1) + 140 (0) fit; 150 would make 2
   CHECK(b.messages.size() == 1);
   CHECK(b.end_position == 140);
-  q.finish(settled_plan(q, b, all(1, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(1, DeliveryStatus::kAcked)), b);
   CHECK(q.confirmed() == 140);
 }
 
@@ -122,14 +122,14 @@ TEST_CASE("wal queue: two batches in flight are committed oldest first; a retry 
   CHECK_THROWS_AS((void)q.take(10), std::logic_error);  // two at most
   CHECK_THROWS_AS((void)settled_plan(q, b, all(2, DeliveryStatus::kAcked)),
                   std::logic_error);  // oldest first
-  q.finish(settled_plan(q, a, all(2, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, a, all(2, DeliveryStatus::kAcked)), a);
   CHECK(q.confirmed() == 120);
   CHECK(q.batches_in_flight() == 1);
   CHECK(q.in_flight());
   auto c = q.take(10);  // behind b: 140 and the record-less 150
   CHECK(c.end_position == 150);
-  q.finish(settled_plan(q, b, all(2, DeliveryStatus::kAcked)));
-  q.finish(settled_plan(q, c, all(2, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(2, DeliveryStatus::kAcked)), b);
+  q.finish(settled_plan(q, c, all(2, DeliveryStatus::kAcked)), c);
   CHECK(q.confirmed() == 150);
   CHECK(q.idle());
 
@@ -143,7 +143,7 @@ TEST_CASE("wal queue: two batches in flight are committed oldest first; a retry 
   CHECK(b.empty());
   CHECK(q.confirmed() == 150);
   CHECK(q.batches_in_flight() == 1);
-  q.finish(settled_plan(q, a, all(1, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, a, all(1, DeliveryStatus::kAcked)), a);
   CHECK(q.confirmed() == 170);
 
   // The first batch fails part-way: it and the whole second batch go back to ready, in order.
@@ -159,8 +159,11 @@ TEST_CASE("wal queue: two batches in flight are committed oldest first; a retry 
   const auto plan = settled_plan(q, a, d);
   CHECK(plan.retry);
   CHECK(plan.confirm == 190);
-  q.finish(plan);
+  q.finish(plan, a);
   CHECK(q.confirmed() == 190);
+  CHECK(q.batches_in_flight() == 1);                    // b: its events must follow 200's
+  CHECK_THROWS_AS((void)q.take(10), std::logic_error);  // not before b is abandoned
+  q.abandon(b);
   CHECK_FALSE(q.in_flight());
   CHECK(q.batches_in_flight() == 0);
   CHECK(q.ready_records() == 2);
@@ -194,7 +197,7 @@ TEST_CASE(
   CHECK(plan.confirm == 110);
   CHECK(plan.retry);
   CHECK(plan.park_messages.empty());
-  q.finish(plan);
+  q.finish(plan, b);
   CHECK(q.confirmed() == 110);
   CHECK_FALSE(q.in_flight());
   CHECK(q.ready_records() == 5);  // 120, 130 back in front of 140
@@ -206,7 +209,7 @@ TEST_CASE(
   const auto plan2 = settled_plan(q, b, d);
   CHECK(plan2.confirm == 140);
   CHECK(plan2.park_messages == std::vector<std::size_t>{2});
-  q.finish(plan2);
+  q.finish(plan2, b);
   CHECK(q.confirmed() == 140);
   CHECK(q.idle());
 }
@@ -223,7 +226,7 @@ TEST_CASE(
   const auto plan = settled_plan(q, b, d);
   CHECK(plan.confirm == 100);
   CHECK(plan.retry);
-  q.finish(plan);
+  q.finish(plan, b);
   CHECK(q.confirmed() == 100);
   CHECK(q.ready_records() == 2);
 }
@@ -239,7 +242,7 @@ TEST_CASE("wal queue: rejected rows are parked with their transaction's confirma
   auto plan = settled_plan(q, b, d);
   CHECK(plan.confirm == 110);
   CHECK(plan.park_rejected == std::vector<std::size_t>{0});
-  q.finish(plan);
+  q.finish(plan, b);
   b = q.take(10);
   CHECK(b.rejected.size() == 2);
   plan = settled_plan(q, b, all(1, DeliveryStatus::kAcked));
@@ -264,15 +267,21 @@ TEST_CASE("wal queue: abandon puts the whole batch back in front") {
   q.push(txn(120, 1));
   auto b = q.take(1);
   q.push(txn(130, 1));  // arrived while 110 was in flight
-  q.abandon();
+  q.abandon(b);
   CHECK(q.confirmed() == 100);
   CHECK_FALSE(q.in_flight());
   CHECK(q.ready_records() == 3);
   b = q.take(10);
   CHECK(ids(b) == std::vector<std::string>{"110.0", "120.0", "130.0"});
-  q.abandon();
-  q.abandon();  // idempotent
+  q.abandon(b);
+  q.abandon(b);  // idempotent
   CHECK(q.ready_records() == 3);
+  // Two batches abandoned in either order come back in stream order.
+  auto first = q.take(1);
+  auto second = q.take(1);
+  q.abandon(first);
+  q.abandon(second);
+  CHECK(ids(q.take(10)) == std::vector<std::string>{"110.0", "120.0", "130.0"});
 }
 
 TEST_CASE("wal queue: the idle position moves confirmed only when nothing is ready or in flight") {
@@ -284,7 +293,7 @@ TEST_CASE("wal queue: the idle position moves confirmed only when nothing is rea
   CHECK_FALSE(q.advance_idle(170));
   auto b = q.take(10);
   CHECK_FALSE(q.advance_idle(170));
-  q.finish(settled_plan(q, b, all(1, DeliveryStatus::kAcked)));
+  q.finish(settled_plan(q, b, all(1, DeliveryStatus::kAcked)), b);
   CHECK(q.advance_idle(170));
   CHECK(q.confirmed() == 170);
 }
@@ -299,8 +308,8 @@ TEST_CASE("wal queue: commit of something that is not the batch in flight is ref
                   std::logic_error);  // nothing in flight
   auto b = q.take(10);
   CHECK_THROWS_AS((void)settled_plan(q, b, all(2, DeliveryStatus::kAcked)), std::invalid_argument);
-  b.end_position = 999;
-  CHECK_THROWS_AS((void)settled_plan(q, b, all(1, DeliveryStatus::kAcked)), std::logic_error);
+  other.source_tag = b.source_tag + 1;  // a batch the queue did not hand out
+  CHECK_THROWS_AS((void)settled_plan(q, other, all(1, DeliveryStatus::kAcked)), std::logic_error);
 }
 
 TEST_CASE("wal queue: reset drops everything") {
@@ -329,4 +338,97 @@ TEST_CASE("skip_through: an exactly-once checkpoint confirms and drops what Kafk
   CHECK(b.messages[0].id == "130.0");
   q.skip_through(50);  // behind: nothing moves
   CHECK(q.confirmed() == 120);
+}
+
+namespace {
+
+// A chunk of the transaction whose commit record starts at `commit` (its records sit at commit + 1).
+pg::Transaction chunk(uint64_t commit, std::size_t n, const std::string& tag) {
+  auto t = txn(commit + 1, n);
+  for (auto& m : t.messages) m.id = tag + m.id.substr(m.id.find('.'));
+  t.commit_lsn = commit;
+  t.complete = false;
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("wal queue: a chunked transaction settles chunk by chunk; only its end confirms it") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1));
+  q.push(chunk(200, 2, "a"));
+  q.push(chunk(200, 2, "b"));
+  auto end = txn(230, 1);
+  end.commit_lsn = 200;
+  q.push(end);
+  q.push(txn(240, 1));
+
+  auto b1 = q.take(3);  // 110 and chunk a
+  CHECK(b1.messages.size() == 3);
+  auto b2 = q.take(2);  // chunk b behind it
+  CHECK(ids(b2) == std::vector<std::string>{"b.0", "b.1"});
+  auto p1 = settled_plan(q, b1, all(3, DeliveryStatus::kAcked));
+  CHECK(p1.confirm == 110);  // not into the chunked transaction
+  CHECK(p1.partial == pg::PartialTransaction{200, 2});
+  CHECK_FALSE(p1.retry);
+  q.finish(p1, b1);
+  CHECK(q.partial() == pg::PartialTransaction{200, 2});
+  // Chunk b fails: it comes back, chunk a does not.
+  auto d = all(2, DeliveryStatus::kAcked);
+  d[1].status = DeliveryStatus::kRetriable;
+  auto p2 = settled_plan(q, b2, d);
+  CHECK(p2.retry);
+  CHECK(p2.partial == pg::PartialTransaction{200, 2});
+  q.finish(p2, b2);
+  CHECK(q.confirmed() == 110);
+  b2 = q.take(10);
+  CHECK(ids(b2) == std::vector<std::string>{"b.0", "b.1", "230.0", "240.0"});
+  auto p3 = settled_plan(q, b2, all(4, DeliveryStatus::kAcked));
+  CHECK(p3.confirm == 240);
+  CHECK(p3.partial == pg::PartialTransaction{});
+  q.finish(p3, b2);
+  CHECK(q.confirmed() == 240);
+  CHECK(q.idle());
+
+  // Two chunks of one transaction in one batch, the end in the next: the count adds up.
+  q.push(chunk(300, 2, "c"));
+  q.push(chunk(300, 3, "d"));
+  end = txn(330, 1);
+  end.commit_lsn = 300;
+  q.push(end);
+  auto b = q.take(5);
+  CHECK(b.messages.size() == 5);
+  auto p = settled_plan(q, b, all(5, DeliveryStatus::kAcked));
+  CHECK(p.partial == pg::PartialTransaction{300, 5});
+  q.finish(p, b);
+  CHECK(q.confirmed() == 240);
+  b = q.take(10);
+  p = settled_plan(q, b, all(1, DeliveryStatus::kAcked));
+  CHECK(p.partial == pg::PartialTransaction{});
+  CHECK(p.confirm == 330);
+}
+
+TEST_CASE("wal queue: a batch stays within max_bytes (its first transaction always goes)") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 3));  // 300 bytes each, as txn() counts 100 a record
+  q.push(txn(120, 3));
+  q.push(txn(130, 1));
+  auto b = q.take(100, 500);
+  CHECK(b.end_position == 110);
+  q.finish(settled_plan(q, b, all(3, DeliveryStatus::kAcked)), b);
+  b = q.take(100, 400);  // 300 + 100
+  CHECK(b.end_position == 130);
+  CHECK(q.ready_bytes() == 0);
+}
+
+TEST_CASE("skip_through: a partial checkpoint is kept, so the count goes on from it") {
+  pg::TxnQueue q(100);
+  q.skip_through(150, {200, 4});
+  CHECK(q.confirmed() == 150);
+  CHECK(q.partial() == pg::PartialTransaction{200, 4});
+  q.push(chunk(200, 2, "e"));
+  auto b = q.take(10);
+  auto p = settled_plan(q, b, all(2, DeliveryStatus::kAcked));
+  CHECK(p.partial == pg::PartialTransaction{200, 6});
+  CHECK(p.confirm == 150);
 }
