@@ -45,14 +45,21 @@ PROFILES = {
     # ~3 minutes: one run of each, smaller sizes.
     # A few minutes: one run of each, smaller sizes. Capped steps stop at their cap and count what
     # they did by then.
-    "quick": dict(reps=1, backlog={200: 100_000, 2000: 100_000}, payloads=[200, 2000], drain_cap=10,
+    "quick": dict(mem_reps=2, mem_unbound="512MiB",
+                  mem_sets=[("100k x 200 B", 100_000, 200, False), ("100k x 2 KB", 100_000, 2000, False),
+                            ("100k x 1 KB in one transaction", 100_000, 1000, True)],
+                  reps=1, backlog={200: 100_000, 2000: 100_000}, payloads=[200, 2000], drain_cap=10,
                   wal_cap=60, claim_cap=10, lat_rates=[1000, 5000, 20000], sweep_rates=[], steady_s=4,
                   grace_s=10, idle_events=4, writer_s=2, degrade_backlog=50_000, dbz_backlog=10_000,
                   dbz_rates=[1000], dbz_cap=60, dbz_tuned=True, tune_backlog=50_000, tune_rate=5000,
                   tune_batch=[100, 1000, 2000, 5000], tune_linger=[0, 10], tune_bsize=[], tune_modes=["wal"],
                   snapshot_age_s=60, snapshot_base_s=15, snapshot_rate=1000, snapshot_backlog=50_000),
     # ~25-30 minutes: median of 3 runs; 1M-event backlog of 200 B events (250k of 2 KB events, 0.5 GB).
-    "full": dict(reps=3, backlog={200: 1_000_000, 2000: 250_000}, payloads=[200, 2000], drain_cap=60,
+    "full": dict(mem_reps=3, mem_unbound="512MiB",
+                 mem_sets=[("100k x 200 B", 100_000, 200, False), ("1M x 200 B", 1_000_000, 200, False),
+                           ("100k x 2 KB", 100_000, 2000, False),
+                           ("300k x 1 KB in one transaction", 300_000, 1000, True)],
+                 reps=3, backlog={200: 1_000_000, 2000: 250_000}, payloads=[200, 2000], drain_cap=60,
                  wal_cap=120, claim_cap=15, lat_rates=[1000, 5000, 20000], sweep_rates=[40000, 80000],
                  steady_s=6, grace_s=20, idle_events=10, writer_s=3, degrade_backlog=100_000,
                  dbz_backlog=20_000, dbz_rates=[1000, 5000], dbz_cap=120, dbz_tuned=True, tune_backlog=100_000,
@@ -743,6 +750,56 @@ def throughput(cfg, wal_ok, rep, payload):
     return res
 
 
+def one_txn_fill(n, payload):
+    """n events inserted by one transaction (a backfill): WAL mode receives it only at its commit."""
+    sql("ALTER TABLE outbox DISABLE TRIGGER outbox_notify")
+    try:
+        sql("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
+            "SELECT 'order', (g % 1000)::text, 'OrderCreated', ('{\"id\": ' || g || ', \"pad\": \"' || "
+            "repeat('x', greatest(0, %s - 20 - length(g::text))) || '\"}')::jsonb "
+            "FROM generate_series(1, %s) g", (payload, n))
+    finally:
+        sql("ALTER TABLE outbox ENABLE TRIGGER outbox_notify")
+    settle()
+
+
+def memory(cfg, wal_ok):
+    """Peak RSS of drains at the default --memory-budget, beside the same drains with a budget large
+    enough not to bind (the throughput the bound costs), alternating, cfg["mem_reps"] runs of each."""
+    big = cfg["mem_unbound"]
+    variants = [("default", []), (f"budget {big}", ["--memory-budget", big])]
+    reps = cfg["mem_reps"]
+    out = {}
+    for name, n, payload, one_txn in cfg["mem_sets"]:
+        modes = ["wal", "poll"] if wal_ok else ["poll"]
+        if one_txn:
+            modes = [m for m in modes if m == "wal"]  # poll mode claims rows, whatever wrote them
+        for mode in modes:
+            key = f"{mode} {name}"
+            log(f"  {key}")
+            runs = {v: [] for v, _ in variants}
+            reset_tables()
+            slots = [create_slot(f"bench_mem_{i}") for i in range(reps * len(variants))] if mode == "wal" else []
+            filled = False
+            for i in range(reps):
+                for v, flags in (variants if i % 2 == 0 else list(reversed(variants))):
+                    if mode == "poll" or not filled:
+                        if mode == "poll":
+                            sql("TRUNCATE outbox")
+                        one_txn_fill(n, payload) if one_txn else fill(n, payload)
+                        filled = True
+                    topic = new_topic("mem")
+                    slot = slots.pop(0) if mode == "wal" else None
+                    r = drain(relay_argv(mode, topic, slot=slot, extra=flags, exit_when_idle=True),
+                              f"mem-{mode}-{n}-{payload}-{v.replace(' ', '')}-{i}", n, cfg["drain_cap"] * 4,
+                              topic=topic)
+                    if slot:
+                        sql("SELECT pg_drop_replication_slot(%s)", (slot,))
+                    runs[v].append(r)
+            out[key] = {"events": n, "payload": payload, "one_txn": one_txn, "runs": runs}
+    return out
+
+
 class OldSnapshot:
     """Another session holding a REPEATABLE READ snapshot open (xmin held back: vacuum can remove nothing
     deleted since), until close() or the end of a `with` block."""
@@ -1022,8 +1079,8 @@ def main():
     ap.add_argument("--relay", required=True, help="outbox-relay binary to measure")
     ap.add_argument("--relay-info", default="", help="how the binary was built (for the report)")
     ap.add_argument("--build", required=True, help="build dir holding bench/bench_*")
-    ap.add_argument("--only", default="", help="comma-separated subset: writer,throughput,latency,idle,"
-                    "degrade,snapshot,dbz,tune (default: all)")
+    ap.add_argument("--only", default="", help="comma-separated subset: writer,throughput,memory,latency,"
+                    "idle,degrade,snapshot,dbz,tune (default: all)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-services", action="store_true", help="leave the bench PostgreSQL/Kafka running")
     ap.add_argument("--tag", default="", help="suffix for the results files (<date>[-quick][-TAG])")
@@ -1033,8 +1090,8 @@ def main():
     args = ap.parse_args()
     profile = "quick" if args.quick else "full"
     cfg = PROFILES[profile]
-    only = set(filter(None, args.only.split(","))) or {"writer", "throughput", "latency", "idle", "degrade",
-                                                        "snapshot", "dbz", "tune"}
+    only = set(filter(None, args.only.split(","))) or {"writer", "throughput", "memory", "latency", "idle",
+                                                        "degrade", "snapshot", "dbz", "tune"}
     T = Tools(args.build, args.relay)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     stem = stamp + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
@@ -1078,6 +1135,7 @@ def main():
     section("writer", lambda: writer_ceiling(cfg))
     section("throughput", lambda: {str(p): [throughput(cfg, wal_ok, i, p) for i in range(cfg["reps"])]
                                    for p in cfg["payloads"]})
+    section("memory", lambda: memory(cfg, wal_ok))
 
     def latency():
         out = {}

@@ -376,6 +376,29 @@ def write(res, out_dir, stem):
             md.append("")
             md.append("Errors: " + "; ".join(sorted(set(errs))))
         md.append("")
+    mem = res.get("memory")
+    if isinstance(mem, dict) and "error" not in mem:
+        md.append("## Memory: peak RSS at the default budget")
+        md.append("")
+        md.append(f"Each drain `--exit-when-idle` over the same backlog (WAL: the same WAL, one slot per run), at the "
+                  f"default `--memory-budget` and with `--memory-budget {cfg.get('mem_unbound')}` (not binding), "
+                  f"alternating, {cfg.get('mem_reps')} runs of each. Worst run shown: highest peak RSS, lowest rate "
+                  f"(events / process start to last event visible in Kafka).")
+        md.append("")
+        md.append("| Drain | peak RSS, default (worst) | events/s, default (worst) | peak RSS, unbound (worst) | "
+                  "events/s, unbound (worst) | rate default ÷ unbound (worst ÷ worst) |")
+        md.append("|---|---:|---:|---:|---:|---:|")
+        for key, m in mem.items():
+            names = list(m["runs"].keys())
+            d, u = m["runs"][names[0]], m["runs"][names[1]]
+            def worst(runs, k, hi):
+                vals = [x.get(k) for x in runs if x.get(k) is not None]
+                return (max(vals) if hi else min(vals)) if vals else None
+            incomplete = [x for x in d + u if x.get("events") != x.get("expected")]
+            dr, ur = worst(d, "rate_wall", False), worst(u, "rate_wall", False)
+            md.append(f"| {key} | {f(worst(d, 'rss_mb', True))} MB | {f(dr, 0)} | {f(worst(u, 'rss_mb', True))} MB | "
+                      f"{f(ur, 0)} | {r(dr, ur)} |" + (" (incomplete run)" if incomplete else ""))
+        md.append("")
     if "throughput" in res and v.tp and any("claim_with_producer" in x for runs in v.tp.values() for x in runs):
         md.append("### Poll mode: both ceilings at once")
         md.append("")

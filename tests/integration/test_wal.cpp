@@ -119,6 +119,40 @@ TEST_CASE("wal: SIGKILL the relay repeatedly under load: nothing lost, order kep
   CHECK(slot_lag(url, slot) >= 0);
 }
 
+TEST_CASE(
+    "wal: a transaction larger than the memory budget is published in chunks; killed mid-way, it is sent "
+    "again from its start: nothing lost, order kept") {
+  const auto url = fresh_database("itw_chunks");
+  const std::string slot = "itw_chunks";
+  prepare_slot(url, slot);
+  const auto topic = "itw.chunks." + unique_suffix();
+  sql(url,
+      "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' || "
+      "(i % 20), 'order-created', jsonb_build_object('seq', i, 'pad', repeat('x', 2000)), '" +
+          topic + "' FROM generate_series(1, 3000) i");  // one transaction of ~8 MB in memory
+  std::vector<std::pair<std::string, std::string>> committed;
+  for (const auto& r : sql(url, "SELECT id::text, aggregate_id FROM outbox ORDER BY outbox.id"))
+    committed.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+  const auto args = relay_args(url, wal_args(slot, {"--memory-budget", "4MiB", "--exit-when-idle"}));
+  {
+    Process killed(args, {{"OUTBOX_RELAY_TEST_KILL_AT", "committed:4"}});
+    const auto rc = killed.wait(90s);
+    INFO(killed.output());
+    REQUIRE(rc == std::optional<int>(128 + SIGKILL));
+  }
+  const auto partial = consume_all(topic);
+  CHECK(partial.size() >= 3 * 300);  // four chunks of 1 MiB (~370 events each) were out
+  CHECK(partial.size() < committed.size());
+  // The slot did not move into the transaction: it is sent again whole.
+  finish_with_exit_when_idle(url, slot);
+  const auto records = consume_all(topic);
+  const auto v = verify(committed, records);
+  INFO(v.summary());
+  CHECK(v.ok());
+  CHECK(records.size() == committed.size() + partial.size());
+  CHECK(slot_lag(url, slot) >= 0);
+}
+
 TEST_CASE("wal: PostgreSQL restarted under load: the relay reconnects and loses nothing") {
   const auto url = fresh_database("itw_pgrestart");
   const std::string slot = "itw_pgrestart";

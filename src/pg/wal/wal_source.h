@@ -4,10 +4,18 @@
 // position only past transactions whose every record Kafka acknowledged (or that were parked).
 //
 // Batches and positions
-//   A batch is made of whole transactions (Begin..Commit), never split: a transaction larger than the
-//   batch size is returned whole, alone. Every record's position, and batch.end_position, is the end
-//   LSN of its transaction's commit record; the flush LSN sent to the server (the slot's
-//   confirmed_flush_lsn) is the end of the last transaction whose every record is final.
+//   A batch is made of whole transactions (Begin..Commit): a transaction larger than the batch size is
+//   returned whole, alone, unless its records take more memory than chunk_bytes: then it is handed out
+//   in chunks of about that size as it streams in (pgoutput sends a transaction only once committed, so
+//   every chunk is committed data), and memory stays bounded whatever the transaction's size. Every
+//   record's position, and batch.end_position, is the end LSN of its transaction's commit record (a
+//   chunk's: the commit record's start + 1, which is never confirmed); the flush LSN sent to the server
+//   (the slot's confirmed_flush_lsn) is the end of the last transaction whose every record is final, so
+//   a crash inside a chunked transaction sends it again from its start (exactly-once: its checkpoint
+//   counts the records sent, and those are skipped).
+//   Memory: complete transactions and chunks not yet fetched stay within max_buffered_bytes (the
+//   read-ahead; reading the stream pauses there), a batch within max_batch_bytes, and a batch's records
+//   are moved to it, not copied (TxnQueue).
 //   commit() with a retriable (or pending) delivery confirms only the transactions before the first
 //   one holding it; that transaction and everything after it go back, in order, to the front of the
 //   read-ahead queue and are fetched again (kept in memory: the stream is not restarted; after a
