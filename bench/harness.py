@@ -755,7 +755,7 @@ def one_txn_fill(n, payload):
     sql("ALTER TABLE outbox DISABLE TRIGGER outbox_notify")
     try:
         sql("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
-            "SELECT 'order', (g % 1000)::text, 'OrderCreated', ('{\"id\": ' || g || ', \"pad\": \"' || "
+            "SELECT 'order', (g %% 1000)::text, 'OrderCreated', ('{\"id\": ' || g || ', \"pad\": \"' || "
             "repeat('x', greatest(0, %s - 20 - length(g::text))) || '\"}')::jsonb "
             "FROM generate_series(1, %s) g", (payload, n))
     finally:

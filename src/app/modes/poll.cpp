@@ -30,6 +30,7 @@ class PollMode final : public ModeDescription {
     c.order_column = o.order_by;
     c.allow_unordered = o.unordered;
     c.session_timeout = o.session_timeout;
+    c.async_commit = !o.transactions.has_value();
     // block policy sends in waves, one batch at a time: a second session would only hold a connection
     c.pipeline = o.pipeline && o.on_poison != core::PoisonPolicy::kBlock;
     return std::make_unique<pg::PollSource>(std::move(c), core::Router(o.layout()));

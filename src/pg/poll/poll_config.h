@@ -38,6 +38,11 @@ struct PollSourceConfig {
   // start from the head: a row made pending again below the watermark (replay, a resolved block) waits
   // at most that long.
   std::chrono::milliseconds full_scan_interval{10000};
+  // The claim-and-mark transactions commit without waiting for their WAL flush (synchronous_commit =
+  // off on the relay's sessions): a mark lost in a server crash only makes its rows pending again, to
+  // be published again (at-least-once), and the marking no longer waits on an fsync. Not with
+  // exactly-once, whose next checkpoint no longer names a batch once its marking has committed.
+  bool async_commit = false;
 };
 
 }  // namespace outbox_relay::pg

@@ -121,6 +121,7 @@ void PollSource::connect(Session& s) {
   // small row estimate the planner picks a bitmap scan that reads and sorts the whole backlog on
   // every claim (seen: 10-450 ms per claim at a 50k backlog, against 1-3 ms for the index scan).
   n.exec("SET enable_bitmapscan = off; SET enable_seqscan = off");
+  if (config_.async_commit) n.exec("SET synchronous_commit = off");
 }
 
 void PollSource::open() {

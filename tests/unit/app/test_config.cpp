@@ -67,7 +67,7 @@ TEST_CASE("sizes need a unit") {
 
 TEST_CASE("memory budget: its shares bound the batch, the claim, the read-ahead and the producer's queue") {
   const auto o = parse(with({}));
-  CHECK(o.memory_budget == 16u << 20);
+  CHECK(o.memory_budget == 8u << 20);
   CHECK(o.batch_bytes == 2u << 20);
   CHECK(o.dispatcher_config().claim_bytes == 2u << 20);
   auto queue_kbytes = [](const outbox_relay::app::Options& opts) {
@@ -76,11 +76,11 @@ TEST_CASE("memory budget: its shares bound the batch, the claim, the read-ahead 
       if (k == "queue.buffering.max.kbytes") v = val;  // the last one set wins
     return v;
   };
-  CHECK(queue_kbytes(o) == "4096");
+  CHECK(queue_kbytes(o) == "2048");
   // A batch larger than its share is cut to it; 0B means the share.
   const auto big = parse(with({"--memory-budget", "64MiB", "--batch-bytes", "32MiB"}));
-  CHECK(big.batch_bytes == 8u << 20);
-  CHECK(parse(with({"--memory-budget", "8MiB", "--batch-bytes", "0B"})).batch_bytes == 1u << 20);
+  CHECK(big.batch_bytes == 16u << 20);
+  CHECK(parse(with({"--memory-budget", "4MiB", "--batch-bytes", "0B"})).batch_bytes == 1u << 20);
   CHECK(queue_kbytes(big) == "16384");
   CHECK(queue_kbytes(parse(with({"-X", "queue.buffering.max.kbytes=100"}))) == "100");
   for (const auto* bad : {"1MiB", "5GiB", "16", "lots"}) {
