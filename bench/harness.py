@@ -45,7 +45,7 @@ PROFILES = {
     # ~3 minutes: one run of each, smaller sizes.
     # A few minutes: one run of each, smaller sizes. Capped steps stop at their cap and count what
     # they did by then.
-    "quick": dict(mem_reps=2, mem_unbound="512MiB",
+    "quick": dict(lat_runs=5, mem_reps=3, mem_budgets=["16MiB"],
                   mem_sets=[("100k x 200 B", 100_000, 200, False), ("100k x 2 KB", 100_000, 2000, False),
                             ("100k x 1 KB in one transaction", 100_000, 1000, True)],
                   reps=1, backlog={200: 100_000, 2000: 100_000}, payloads=[200, 2000], drain_cap=10,
@@ -55,7 +55,7 @@ PROFILES = {
                   tune_batch=[100, 1000, 2000, 5000], tune_linger=[0, 10], tune_bsize=[], tune_modes=["wal"],
                   snapshot_age_s=60, snapshot_base_s=15, snapshot_rate=1000, snapshot_backlog=50_000),
     # ~25-30 minutes: median of 3 runs; 1M-event backlog of 200 B events (250k of 2 KB events, 0.5 GB).
-    "full": dict(mem_reps=3, mem_unbound="512MiB",
+    "full": dict(lat_runs=5, mem_reps=3, mem_budgets=["16MiB"],
                  mem_sets=[("100k x 200 B", 100_000, 200, False), ("1M x 200 B", 1_000_000, 200, False),
                            ("100k x 2 KB", 100_000, 2000, False),
                            ("300k x 1 KB in one transaction", 300_000, 1000, True)],
@@ -443,6 +443,53 @@ def steady_load(start_proc, name, rates, steady_s, grace_s, payload=200, layout=
     return results
 
 
+def match_latency(commit_out, probe_out):
+    """Per event: the probe's time it became visible minus its commit (or send) time, in ms."""
+    commits = np.fromfile(commit_out, dtype=np.int64).reshape(-1, 2)
+    seen = np.fromfile(probe_out, dtype=np.int64).reshape(-1, 2)
+    lat_ms = np.array([])
+    if len(commits) and len(seen):
+        c = commits[np.argsort(commits[:, 0])]
+        s = seen[np.argsort(seen[:, 0])]
+        idx = np.searchsorted(c[:, 0], s[:, 0])
+        idx[idx >= len(c)] = 0
+        ok = c[idx, 0] == s[:, 0]
+        lat_ms = (s[ok, 1] - c[idx[ok], 1]) / 1e6
+    return lat_ms
+
+
+def producer_floor(rate, steady_s, tag):
+    """The producer alone at `rate`, through the same probe: send -> visible. The relay cannot beat it."""
+    topic = new_topic("floor")
+    probe_out = os.path.join(RAW, tag + ".probe")
+    sent_out = os.path.join(RAW, tag + ".sent")
+    probe = Proc([T.kafka, "consume", "--brokers", BROKERS, "--topic", topic, "--out", probe_out,
+                  "--timeout", str(steady_s + 60)], logpath(tag + ".probe"))
+    if probe.readline(60) is None:
+        raise RuntimeError("probe did not start")
+    r = run_json([T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", str(int(rate * steady_s)),
+                  "--rate", str(rate), "--commit-log", sent_out], steady_s + 120)
+    time.sleep(0.3)
+    probe.stop()
+    lat_ms = match_latency(sent_out, probe_out)
+    return {"rate": rate, "events": r.get("events"), "matched": int(len(lat_ms)),
+            "p50_ms": pct(lat_ms, 50), "p99_ms": pct(lat_ms, 99), "p999_ms": pct(lat_ms, 99.9),
+            "max_ms": float(lat_ms.max()) if len(lat_ms) else None}
+
+
+def latency_runs(cfg, wal_ok):
+    """cfg["lat_runs"] consecutive runs: per mode a relay under steady load at each latency rate, and the
+    producer alone at the same rates (the floor), interleaved so that all see the same host."""
+    out = {"floor": [], "poll": [], "wal": []} if wal_ok else {"floor": [], "poll": []}
+    for i in range(cfg["lat_runs"]):
+        log(f"  run {i + 1} of {cfg['lat_runs']}")
+        rates = [1000, 5000]
+        out["floor"].append([producer_floor(rate, cfg["steady_s"], f"floor-{rate}-{i}") for rate in rates])
+        for mode in [m for m in ("poll", "wal") if m in out]:
+            out[mode].append(steady_load(relay_daemon(mode), f"lat5-{mode}", rates, cfg["steady_s"], cfg["grace_s"]))
+    return out
+
+
 def one_rate(proc, topic, name, rate, steady_s, grace_s, payload, layout, seen_before):
     per_txn, conns = txn_shape(rate)
     tag = f"{name}-{rate}"
@@ -470,16 +517,7 @@ def one_rate(proc, topic, name, rate, steady_s, grace_s, payload, layout, seen_b
                   "--from-zero", "--timeout", str(grace_s)], grace_s + 30)
     time.sleep(0.3)
     probe.stop()
-    commits = np.fromfile(commit_out, dtype=np.int64).reshape(-1, 2)
-    seen = np.fromfile(probe_out, dtype=np.int64).reshape(-1, 2)
-    lat_ms = np.array([])
-    if len(commits) and len(seen):
-        c = commits[np.argsort(commits[:, 0])]
-        s = seen[np.argsort(seen[:, 0])]
-        idx = np.searchsorted(c[:, 0], s[:, 0])
-        idx[idx >= len(c)] = 0
-        ok = c[idx, 0] == s[:, 0]
-        lat_ms = (s[ok, 1] - c[idx[ok], 1]) / 1e6
+    lat_ms = match_latency(commit_out, probe_out)
     done_ns = w.get("done_ns") or 0
     tail_s = (done_ns - lg["end_ns"]) / 1e9 if done_ns else None
     behind = bool(w.get("timed_out", True) or (tail_s is not None and tail_s > 1.0) or
@@ -766,8 +804,9 @@ def one_txn_fill(n, payload):
 def memory(cfg, wal_ok):
     """Peak RSS of drains at the default --memory-budget, beside the same drains with a budget large
     enough not to bind (the throughput the bound costs), alternating, cfg["mem_reps"] runs of each."""
-    big = cfg["mem_unbound"]
-    variants = [("default", []), (f"budget {big}", ["--memory-budget", big])]
+    variants = [("default", [])] + [(f"--memory-budget {b}", ["--memory-budget", b]) for b in cfg["mem_budgets"]]
+    # Not binding: a 1 GiB read-ahead, batches bounded by --batch-size alone, no transaction chunked.
+    variants.append(("unbound", ["--memory-budget", "4GiB", "--batch-bytes", "0B"]))
     reps = cfg["mem_reps"]
     out = {}
     for name, n, payload, one_txn in cfg["mem_sets"]:
@@ -1080,7 +1119,7 @@ def main():
     ap.add_argument("--relay-info", default="", help="how the binary was built (for the report)")
     ap.add_argument("--build", required=True, help="build dir holding bench/bench_*")
     ap.add_argument("--only", default="", help="comma-separated subset: writer,throughput,memory,latency,"
-                    "idle,degrade,snapshot,dbz,tune (default: all)")
+                    "latency-runs,idle,degrade,snapshot,dbz,tune (default: all but latency-runs)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-services", action="store_true", help="leave the bench PostgreSQL/Kafka running")
     ap.add_argument("--tag", default="", help="suffix for the results files (<date>[-quick][-TAG])")
@@ -1149,6 +1188,7 @@ def main():
             out[mode] = runs
         return out
     section("latency", latency)
+    section("latency-runs", lambda: latency_runs(cfg, wal_ok))
     section("idle", lambda: {m: [idle_to_first(cfg, m) for _ in range(cfg["reps"])]
                              for m in (["poll", "wal"] if wal_ok else ["poll"])})
     section("degrade", lambda: [degradation(cfg, i) for i in range(cfg["reps"])])

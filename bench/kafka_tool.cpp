@@ -9,8 +9,11 @@
 //        progress without consuming: polls the partitions' high watermarks until they add up to N;
 //        reports when the first record and the N-th record became visible.
 //   bench_kafka produce --brokers B --topic T --count N [--seconds S] [--payload BYTES] [-X key=value]...
+//                       [--rate R --commit-log FILE]
 //        the raw producer ceiling: N records shaped like the relay's (key, value, id and event_type
 //        headers), with the relay's producer properties (kafka::producer_properties, the same -X).
+//        With --rate: paced at R records/s, each one's send time logged as the load generator logs its
+//        commits, so the latency probe gives the producer's own share (the floor under the relay's).
 //   bench_kafka count   --brokers B --topic T                      sum of the high watermarks
 // Each prints one JSON line.
 
@@ -249,6 +252,8 @@ int cmd_produce(const bench::Args& a) {
   const auto bytes = static_cast<size_t>(a.num("payload", 200));
   // --seconds: stop producing after this long (a window shared with another ceiling run at once).
   const auto window_ns = static_cast<int64_t>(a.real("seconds", 0) * 1e9);
+  const double rate = a.real("rate", 0);
+  std::vector<std::pair<uint64_t, int64_t>> sent;
   rusage ru0{};
   getrusage(RUSAGE_SELF, &ru0);
   const int64_t start = bench::now_ns();
@@ -258,6 +263,11 @@ int cmd_produce(const bench::Args& a) {
       break;
     }
     const uint64_t eid = bench::event_id(0, static_cast<uint64_t>(i));
+    if (rate > 0) {
+      const int64_t due = start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
+      while (bench::now_ns() < due) rd_kafka_poll(rk.get(), static_cast<int>(std::min<int64_t>(1, (due - bench::now_ns()) / 1'000'000)));
+      sent.emplace_back(eid, bench::now_ns());
+    }
     const std::string key = std::to_string(eid);
     const std::string value = bench::payload(eid, start, bytes);
     const std::string id = std::to_string(i + 1);
@@ -285,6 +295,7 @@ int cmd_produce(const bench::Args& a) {
     rd_kafka_poll(rk.get(), 10);
   }
   const int64_t end = g_last_dr.load();
+  if (!a.str("commit-log").empty()) bench::write_pairs(a.str("commit-log"), sent);
   rusage ru1{};
   getrusage(RUSAGE_SELF, &ru1);
   auto secs = [](const timeval& tv) {

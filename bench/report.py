@@ -376,28 +376,52 @@ def write(res, out_dir, stem):
             md.append("")
             md.append("Errors: " + "; ".join(sorted(set(errs))))
         md.append("")
+    lr = res.get("latency-runs")
+    if isinstance(lr, dict) and "error" not in lr:
+        md.append("## Latency, run by run")
+        md.append("")
+        md.append(f"{len(lr.get('floor', []))} consecutive runs; in each, the producer alone (librdkafka with the "
+                  f"relay's properties, paced, send -> visible to the probe) and then a relay per mode under steady "
+                  f"load (COMMIT returned -> visible to the probe), {cfg['steady_s']} s per rate. Milliseconds.")
+        md.append("")
+        md.append("| run | rate/s | producer p50 / p99 / p99.9 / max | poll p50 / p99 / p99.9 / max | "
+                  "wal p50 / p99 / p99.9 / max |")
+        md.append("|---:|---:|---|---|---|")
+        def cell(x):
+            if not x or x.get("error"):
+                return (x or {}).get("error", "n/a")
+            return " / ".join(f(x.get(k)) for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms"))
+        for i, floor in enumerate(lr.get("floor", [])):
+            for j, fl in enumerate(floor):
+                modes = []
+                for mode in ("poll", "wal"):
+                    runs = lr.get(mode, [])
+                    x = runs[i][j] if i < len(runs) and j < len(runs[i]) else None
+                    modes.append(cell(x))
+                md.append(f"| {i + 1} | {fl['rate']} | {cell(fl)} | {modes[0]} | {modes[1]} |")
+        md.append("")
     mem = res.get("memory")
     if isinstance(mem, dict) and "error" not in mem:
-        md.append("## Memory: peak RSS at the default budget")
+        md.append("## Memory: peak RSS by memory budget")
         md.append("")
         md.append(f"Each drain `--exit-when-idle` over the same backlog (WAL: the same WAL, one slot per run), at the "
-                  f"default `--memory-budget` and with `--memory-budget {cfg.get('mem_unbound')}` (not binding), "
-                  f"alternating, {cfg.get('mem_reps')} runs of each. Worst run shown: highest peak RSS, lowest rate "
-                  f"(events / process start to last event visible in Kafka).")
+                  f"default `--memory-budget` (8 MiB), at larger ones, and unbound (`--memory-budget 4GiB "
+                  f"--batch-bytes 0B`: a 1 GiB read-ahead, batches bounded by `--batch-size` alone, no transaction "
+                  f"chunked), in turn, {cfg.get('mem_reps')} runs of each. Worst run shown: highest peak RSS, "
+                  f"lowest rate (events / process start to last event visible in Kafka).")
         md.append("")
-        md.append("| Drain | peak RSS, default (worst) | events/s, default (worst) | peak RSS, unbound (worst) | "
-                  "events/s, unbound (worst) | rate default ÷ unbound (worst ÷ worst) |")
-        md.append("|---|---:|---:|---:|---:|---:|")
+        md.append("| Drain | budget | peak RSS, MB (worst) | events/s (worst) | ÷ unbound (worst ÷ worst) |")
+        md.append("|---|---|---:|---:|---:|")
         for key, m in mem.items():
-            names = list(m["runs"].keys())
-            d, u = m["runs"][names[0]], m["runs"][names[1]]
             def worst(runs, k, hi):
                 vals = [x.get(k) for x in runs if x.get(k) is not None]
                 return (max(vals) if hi else min(vals)) if vals else None
-            incomplete = [x for x in d + u if x.get("events") != x.get("expected")]
-            dr, ur = worst(d, "rate_wall", False), worst(u, "rate_wall", False)
-            md.append(f"| {key} | {f(worst(d, 'rss_mb', True))} MB | {f(dr, 0)} | {f(worst(u, 'rss_mb', True))} MB | "
-                      f"{f(ur, 0)} | {r(dr, ur)} |" + (" (incomplete run)" if incomplete else ""))
+            ub = worst(m["runs"].get("unbound", []), "rate_wall", False)
+            for name, runs in m["runs"].items():
+                incomplete = any(x.get("events") != x.get("expected") for x in runs)
+                rate = worst(runs, "rate_wall", False)
+                md.append(f"| {key} | {name} | {f(worst(runs, 'rss_mb', True))} | {f(rate, 0)} | {r(rate, ub)} |" +
+                          (" (incomplete run)" if incomplete else ""))
         md.append("")
     if "throughput" in res and v.tp and any("claim_with_producer" in x for runs in v.tp.values() for x in runs):
         md.append("### Poll mode: both ceilings at once")
