@@ -461,6 +461,8 @@ def match_latency(commit_out, probe_out):
 def producer_floor(rate, steady_s, tag):
     """The producer alone at `rate`, through the same probe: send -> visible. The relay cannot beat it."""
     topic = new_topic("floor")
+    # Warm-up, as the relay runs get one event through first: the new topic's partitions led and written.
+    run_json([T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", "100"], 60)
     probe_out = os.path.join(RAW, tag + ".probe")
     sent_out = os.path.join(RAW, tag + ".sent")
     probe = Proc([T.kafka, "consume", "--brokers", BROKERS, "--topic", topic, "--out", probe_out,
