@@ -53,12 +53,13 @@ const std::vector<Flag>& flags() {
       {"header-column", &R::header_columns, "Also send COLUMN as a header, COLUMN[:HEADER] (repeatable)"},
       {"batch-size", &R::batch_size, "Most events claimed and published per batch", {}, std::pair{1, 100000}},
       {"batch-bytes", &R::batch_bytes,
-       "Also bound a batch to about this much memory in records (learned from the sizes seen; at most an "
-       "eighth of --memory-budget; 0B: that eighth)"},
+       "Also bound a batch to about this much memory in records (learned from the sizes seen; at most a "
+       "quarter of --memory-budget; 0B: that quarter)"},
       {"memory-budget", &R::memory_budget,
-       "Memory for events held in the relay: the WAL read-ahead (a quarter), two batches in flight (held "
-       "twice: a half) and the Kafka producer's copy (a quarter); a WAL transaction larger than a batch is "
-       "sent in chunks as it streams in; 4MiB to 4GiB"},
+       "Memory for events held in the relay: the WAL read-ahead, each of two batches in flight and the "
+       "Kafka producer's copy, a quarter each; a WAL transaction larger than a batch is sent in chunks as "
+       "it streams in; 4MiB to 4GiB (default 8MiB; 32MiB with --exactly-once, whose claims grow under a "
+       "backlog)"},
       {"poll-interval", &R::poll_interval, "Longest wait between polls when no NOTIFY arrives"},
       {"session-timeout", &R::session_timeout,
        "The server ends a dead, paused or partitioned relay's session after this, freeing its claim and lead "
@@ -255,6 +256,7 @@ bool parse_command_line(int argc, const char* const* argv, RawOptions& raw) {
   if (replay->get_option("--from")->count() > 0) raw.replay_from = replay_from;
   if (replay->get_option("--to")->count() > 0) raw.replay_to = replay_to;
   raw.http_addr_given = app.get_option("--http-addr")->count() > 0;
+  raw.memory_budget_given = app.get_option("--memory-budget")->count() > 0;
   for (const auto* option : app.get_options()) {
     if (option->get_lnames().empty()) continue;
     const auto& name = option->get_lnames().front();

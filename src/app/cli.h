@@ -59,6 +59,7 @@ struct RawOptions {
   std::string log_format = "text";
   std::string http_addr = "127.0.0.1:9187";
   bool http_addr_given = false;  // set by flag, environment or file, not the default
+  bool memory_budget_given = false;
   std::string stats_interval = "5s";
   std::string retention;
   std::string db_password_file;

@@ -161,7 +161,11 @@ Options convert(const RawOptions& raw, const SecretReader& read_secret) {
     throw core::ConfigError(std::string("--batch-bytes: ") + e.what());
   }
   try {
-    o.memory_budget = core::parse_size(raw.memory_budget);
+    // Exactly-once pays a fixed cost per Kafka transaction: its claims grow under a backlog (up to
+    // --transaction-batches batches, within a quarter of the budget), which the 8 MiB default would cut
+    // to one batch.
+    o.memory_budget = raw.exactly_once && !raw.memory_budget_given ? std::size_t{32} << 20
+                                                                   : core::parse_size(raw.memory_budget);
   } catch (const std::invalid_argument& e) {
     throw core::ConfigError(std::string("--memory-budget: ") + e.what());
   }

@@ -7,6 +7,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import threading
 import time
 
@@ -283,6 +284,32 @@ def case_sigkill(c, kills=4):
             c.start_relay(wait_leading=False)
         if c.rng.random() < 0.7:  # most kills at steady state, some while it is still starting
             wait_until(lambda: c.relays["r1"].is_leading(), 60, "relay to lead after restart")
+    fault_pause(c, 1, 2)
+    c.finish()
+
+
+def case_debezium_sigkill(c, kills=4):
+    """Debezium's outbox table (uuid id: no order of its own) in poll mode, with the ordering column that
+    `outbox-relay migrate --layout debezium` adds (seq) and --order-by seq, under SIGKILLs: per-aggregate
+    order must hold (without the column the relay refuses to start; --unordered reorders)."""
+    H.q(c.db, "CREATE TABLE dbz_outbox (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), aggregatetype "
+              "varchar(255) NOT NULL, aggregateid varchar(255) NOT NULL, type varchar(255) NOT NULL, payload jsonb)")
+    H.q(c.db, "ALTER TABLE orders ALTER COLUMN outbox_id TYPE text")
+    r = subprocess.run([H.BINARY, "migrate", "--db-url", H.pg_url(c.db), "--layout", "debezium", "--table",
+                        "dbz_outbox"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise E2EError("migrate --layout debezium failed: " + r.stdout + r.stderr)
+    c.extra_relay_args = ["--layout", "debezium", "--table", "dbz_outbox", "--order-by", "seq",
+                          "--poll-interval", "100ms"]
+    c.start_relay()
+    c.start_load(table="dbz_outbox")
+    c.wait_published(50)
+    for _ in range(kills):
+        fault_pause(c, 0.3, 2.5)
+        with c.fault("sigkill"):
+            c.kill_relay("r1")
+            c.start_relay(wait_leading=False)
+        wait_until(lambda: c.relays["r1"].is_leading(), 60, "relay to lead after restart")
     fault_pause(c, 1, 2)
     c.finish()
 

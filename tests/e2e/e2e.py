@@ -49,6 +49,7 @@ def plan(quick, soak_seconds):
         add("eos-" + label, fn, modes, est, eos=True, **kw)
     if quick:
         add("sigkill", C.case_sigkill, ["poll", "wal"], 30, kills=4)
+        add("dbz-sigkill", C.case_debezium_sigkill, ["poll"], 30, kills=4)
         add("pg-terminate", C.case_pg_terminate, ["poll", "wal"], 20, rounds=3)
         add("broker-kill", C.case_broker_kill, ["poll"], 40, rounds=1, down=6.0)
         add("disk-full", C.case_disk_full, ["wal"], 50, hold=6.0)
@@ -72,6 +73,7 @@ def plan(quick, soak_seconds):
     # skipped (and named in the output).
     add("sigkill", C.case_sigkill, ["poll", "wal"], 90, kills=20)
     add("ha", C.case_ha, ["poll", "wal"], 90, kills=6)
+    add("dbz-sigkill", C.case_debezium_sigkill, ["poll"], 90, kills=20)
     add("broker-kill", C.case_broker_kill, ["poll", "wal"], 120, rounds=3, down=15.0)
     add("pg-restart", C.case_pg_restart, ["poll", "wal"], 45, rounds=3)
     add("pg-terminate", C.case_pg_terminate, ["poll", "wal"], 40, rounds=6)

@@ -14,8 +14,11 @@ from harness import connect
 
 class Load:
     def __init__(self, db, writers=3, rate=40.0, aggregates=60, rollback=0.2, prefix="a", seed=None,
-                 pad=64):
+                 pad=64, table="outbox"):
         self.db = db
+        # "outbox": the relay's own table; "dbz_outbox": Debezium's (uuid id, aggregatetype, aggregateid,
+        # type, payload), created by the case.
+        self.table = table
         self.writers = writers
         self.rate = rate  # transactions per second per writer
         self.aggregates = ["%s-%d" % (prefix, i) for i in range(aggregates)]
@@ -93,9 +96,13 @@ class Load:
             version = cur.fetchone()[0]
             body = None if null_payload else (
                 payload if payload is not None else json.dumps({"agg": agg, "v": version, "pad": self.pad}))
-            cur.execute("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, headers, topic) "
-                        "VALUES ('order', %s, %s, %s::jsonb, %s::jsonb, %s) RETURNING id",
-                        (agg, event_type, body, headers, topic))
+            if self.table == "dbz_outbox":
+                cur.execute("INSERT INTO dbz_outbox (aggregatetype, aggregateid, type, payload) "
+                            "VALUES ('order', %s, %s, %s::jsonb) RETURNING id::text", (agg, event_type, body))
+            else:
+                cur.execute("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, headers, topic) "
+                            "VALUES ('order', %s, %s, %s::jsonb, %s::jsonb, %s) RETURNING id",
+                            (agg, event_type, body, headers, topic))
             outbox_id = cur.fetchone()[0]
             cur.execute("INSERT INTO orders (aggregate_id, version, outbox_id, expect, committed_at) "
                         "VALUES (%s, %s, %s, %s, extract(epoch from clock_timestamp()))",

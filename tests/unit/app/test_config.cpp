@@ -83,6 +83,10 @@ TEST_CASE("memory budget: its shares bound the batch, the claim, the read-ahead 
   CHECK(parse(with({"--memory-budget", "4MiB", "--batch-bytes", "0B"})).batch_bytes == 1u << 20);
   CHECK(queue_kbytes(big) == "16384");
   CHECK(queue_kbytes(parse(with({"-X", "queue.buffering.max.kbytes=100"}))) == "100");
+  // Exactly-once: 32 MiB unless given.
+  CHECK(parse(with({"--exactly-once"})).memory_budget == 32u << 20);
+  CHECK(parse(with({"--exactly-once"})).dispatcher_config().claim_bytes == 8u << 20);
+  CHECK(parse(with({"--exactly-once", "--memory-budget", "8MiB"})).memory_budget == 8u << 20);
   for (const auto* bad : {"1MiB", "5GiB", "16", "lots"}) {
     CAPTURE(bad);
     CHECK(config_error(with({"--memory-budget", bad})).find("--memory-budget") != std::string::npos);
