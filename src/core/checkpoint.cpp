@@ -85,7 +85,8 @@ DecodedCheckpoint decode_checkpoint(const std::string& value) {
       throw std::invalid_argument("checkpoint partial must be {\"lsn\": \"<decimal>\", \"records\": N}");
     d.checkpoint.partial_lsn = decimal(partial["lsn"].get<std::string>(), "partial lsn");
     d.checkpoint.partial_records = partial["records"].get<uint64_t>();
-    if (d.checkpoint.partial_lsn <= d.checkpoint.position && d.checkpoint.partial_records > 0)
+    // Equal is normal: a commit record may start right where the one before it ended.
+    if (d.checkpoint.partial_lsn < d.checkpoint.position && d.checkpoint.partial_records > 0)
       throw std::invalid_argument("checkpoint partial transaction is not after its position");
   }
   if (!j.contains("ids") || !j["ids"].is_array()) throw std::invalid_argument("checkpoint has no ids");

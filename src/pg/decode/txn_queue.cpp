@@ -115,9 +115,10 @@ void TxnQueue::finish(const CommitPlan& plan, const core::Batch& batch) {
 }
 
 void TxnQueue::skip_through(uint64_t position, Partial partial) noexcept {
-  if (partial.records > 0) partial_ = partial;
+  if (partial.records > 0 && partial.commit_lsn >= std::max(position, confirmed_)) partial_ = partial;
   if (position <= confirmed_) return;
   confirmed_ = position;
+  if (partial_.records > 0 && partial_.commit_lsn < confirmed_) partial_ = {};  // behind it: done
   while (!ready_.empty() && ready_.front().txn.end_lsn <= confirmed_) {
     ready_records_ -= ready_.front().txn.size();
     ready_bytes_ -= ready_.front().txn.bytes;
@@ -164,6 +165,7 @@ void TxnQueue::requeue(std::list<Shell>::iterator first, std::size_t count, cons
 bool TxnQueue::advance_idle(uint64_t position) noexcept {
   if (!idle() || position <= confirmed_) return false;
   confirmed_ = position;
+  if (partial_.records > 0 && partial_.commit_lsn < confirmed_) partial_ = {};
   return true;
 }
 

@@ -6,8 +6,9 @@
 // that still holds a message whose delivery is not final (kAcked or kPoison).
 //
 // Memory: a batch takes its records out of the queue (moved, not copied); the queue keeps only what
-// the transactions were (positions, counts) and gets the records back from the batch when they must be
-// fetched again (finish() with a retry, abandon()), so each record is held once.
+// the transactions were (positions, counts) and copies the records back from the batch when they must
+// be fetched again (finish() with a retry, abandon()), so each record is held once, twice only for the
+// moment of a retry.
 
 #include <cstddef>
 #include <cstdint>

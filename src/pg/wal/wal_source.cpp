@@ -335,9 +335,12 @@ core::Checkpoint WalSource::checkpoint(const core::Batch& batch, const core::Set
 }
 
 // Transactions ending at or before the checkpoint are in Kafka: skipped, and the slot confirmed there.
-// A transaction published in part: its first records are dropped as it streams in again.
+// A transaction published in part (and not behind the slot already): its first records are dropped as it
+// streams in again.
 void WalSource::recover(const core::Checkpoint& checkpoint) {
-  if (checkpoint.partial_records > 0) {
+  const bool partial = checkpoint.partial_records > 0 &&
+                       checkpoint.partial_lsn >= std::max(queue_.confirmed(), checkpoint.position);
+  if (partial) {
     if (queue_.has_ready() || queue_.in_flight() || assembler_.in_transaction()) {
       // Only right after open() is nothing of it buffered yet; start the stream over.
       throw core::TransientError("wal source on slot \"" + cfg_.slot +
@@ -348,12 +351,16 @@ void WalSource::recover(const core::Checkpoint& checkpoint) {
         "are in Kafka already, not re-sent",
         checkpoint.partial_records, format_lsn(checkpoint.partial_lsn));
     assembler_.skip_records(checkpoint.partial_lsn, checkpoint.partial_records);
-    queue_.skip_through(checkpoint.position, {checkpoint.partial_lsn, checkpoint.partial_records});
+  } else if (checkpoint.position <= queue_.confirmed()) {
+    return;
   }
-  if (checkpoint.position <= queue_.confirmed()) return;
-  spdlog::info("exactly-once checkpoint applied: slot \"{}\" confirmed up to {} without re-sending",
-               cfg_.slot, format_lsn(checkpoint.position));
-  queue_.skip_through(checkpoint.position);
+  if (checkpoint.position > queue_.confirmed()) {
+    spdlog::info("exactly-once checkpoint applied: slot \"{}\" confirmed up to {} without re-sending",
+                 cfg_.slot, format_lsn(checkpoint.position));
+  }
+  queue_.skip_through(
+      checkpoint.position,
+      partial ? TxnQueue::Partial{checkpoint.partial_lsn, checkpoint.partial_records} : TxnQueue::Partial{});
   idle_position_ = std::max(idle_position_, checkpoint.position);
   if (stream_->streaming()) send_status(false);
 }
@@ -389,6 +396,7 @@ void WalSource::abandon(const core::Batch& batch) noexcept {
     queue_.abandon(batch);
   } catch (...) {  // out of memory giving the records back: the stream starts over from the slot instead
     queue_.reset(queue_.confirmed());
+    idle_position_ = queue_.confirmed();  // nothing read past it may be confirmed: it was dropped
     restart_ = true;
   }
 }
@@ -400,7 +408,7 @@ bool WalSource::caught_up() const {
 void WalSource::close() noexcept {
   if (stream_->streaming()) {
     try {
-      if (!assembler_.in_transaction()) queue_.advance_idle(idle_position_);
+      if (!assembler_.in_transaction() && !restart_) queue_.advance_idle(idle_position_);
       send_status(false);
     } catch (...) {  // best effort: the position is sent again after the next open()
     }

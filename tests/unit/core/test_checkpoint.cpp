@@ -74,9 +74,13 @@ TEST_CASE("checkpoint: a transaction published in part is named with how many of
        {R"({"v":2,"identity":"x","position":"1","ids":[],"partial":{"lsn":"9"}})",
         R"({"v":2,"identity":"x","position":"1","ids":[],"partial":{"lsn":9,"records":1}})",
         R"({"v":2,"identity":"x","position":"1","ids":[],"partial":{"lsn":"9","records":-1}})",
-        R"({"v":2,"identity":"x","position":"9","ids":[],"partial":{"lsn":"9","records":1}})",
+        R"({"v":2,"identity":"x","position":"9","ids":[],"partial":{"lsn":"8","records":1}})",
         R"({"v":2,"identity":"x","position":"1","ids":[],"partial":[]})"}) {
     CAPTURE(bad);
     CHECK_THROWS_AS((void)decode_checkpoint(bad), std::invalid_argument);
   }
+  // The transaction's commit record may start right where the checkpoint's position ends.
+  const auto adjacent = decode_checkpoint(
+      R"({"v":2,"identity":"x","position":"9","ids":[],"partial":{"lsn":"9","records":1}})");
+  CHECK(adjacent.checkpoint.partial_lsn == 9);
 }

@@ -432,3 +432,14 @@ TEST_CASE("skip_through: a partial checkpoint is kept, so the count goes on from
   CHECK(p.partial == pg::PartialTransaction{200, 6});
   CHECK(p.confirm == 150);
 }
+
+TEST_CASE("skip_through: a partial checkpoint for a transaction the slot is past already is dropped") {
+  pg::TxnQueue q(300);  // the slot is past the transaction committed at 200
+  q.skip_through(150, {200, 4});
+  CHECK(q.partial() == pg::PartialTransaction{});
+  pg::TxnQueue r(150);
+  r.skip_through(150, {150, 4});  // adjacent: the commit record starts where the position ends
+  CHECK(r.partial() == pg::PartialTransaction{150, 4});
+  CHECK(r.advance_idle(400));  // the slot moved past it with nothing for us: the partial is done
+  CHECK(r.partial() == pg::PartialTransaction{});
+}
