@@ -57,6 +57,7 @@ void stream(std::string_view data) {
   opts.table_name = "outbox";
   opts.message_prefix = "outbox";
   opts.warn = [](const std::string&) {};
+  opts.chunk_bytes = 1024;  // small: transactions of a few records come in chunks too
   pg::TransactionAssembler assembler(core::Router(core::Layout::default_layout()), opts);
   pg::TxnQueue queue(0);
   while (data.size() >= 2) {
@@ -76,7 +77,7 @@ void stream(std::string_view data) {
           }
           const auto before = queue.confirmed();
           const auto plan = queue.plan(batch, core::settle(batch, d, core::Ordering::kPrefix));
-          queue.finish(plan);
+          queue.finish(plan, batch);
           if (queue.confirmed() < before || queue.confirmed() > batch.end_position) __builtin_trap();
         }
       }
