@@ -154,39 +154,7 @@ rd_kafka_topic_s* Producer::topic(const std::string& name) {
   if (topics_.size() >= kMaxCachedTopics) topics_.clear();
   rd_kafka_topic_t* t = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
   if (t == nullptr) return nullptr;
-  learn_leaders(t);
   return topics_.emplace(name, t).first->second.get();
-}
-
-// librdkafka asks for a topic it has not seen only at its next topic scan (once a second): records for
-// a topic that the broker auto-creates wait that second before the first is sent. Asking at once makes
-// the broker create it (its first answer is still "unknown topic"), and asking again shortly after
-// learns its leaders, so the first batch goes out as soon as the broker has the topic. A topic still
-// unknown after kLeaderWait is not being created (auto-creation off): the grace period for unknown
-// topics decides, and for kNoCreationBackoff no other new topic is waited for (a table routing to many
-// absent topics must not stall a batch for each).
-void Producer::learn_leaders(rd_kafka_topic_s* t) {
-  const auto now = std::chrono::steady_clock::now();
-  if (now < no_creation_until_) return;
-  const auto deadline = now + kLeaderWait;
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      no_creation_until_ = std::chrono::steady_clock::now() + kNoCreationBackoff;
-      return;
-    }
-    const rd_kafka_metadata_t* md = nullptr;
-    const auto err = rd_kafka_metadata(rk_.get(), 0, t, &md, static_cast<int>(left.count()));
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return;  // broker away: the scan and the delivery reports cope
-    bool led = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-               md->topics[0].partition_cnt > 0;
-    for (int i = 0; led && i < md->topics[0].partition_cnt; ++i)
-      led = md->topics[0].partitions[i].leader >= 0;
-    rd_kafka_metadata_destroy(md);
-    if (led) return;
-    rd_kafka_poll(rk_.get(), 50);  // being created (or absent): serve callbacks, then ask again
-  }
 }
 
 void Producer::throw_if_fatal() {

@@ -54,9 +54,6 @@ class Producer final : public core::Publisher {
 
   // Topic handles kept between sends (bounded: see topic()).
   static constexpr std::size_t kMaxCachedTopics = 256;
-  // How long the first send to a topic the producer has not seen may wait for its leaders.
-  static constexpr std::chrono::milliseconds kLeaderWait{500};
-  static constexpr std::chrono::seconds kNoCreationBackoff{60};
   [[nodiscard]] std::size_t cached_topics() const { return topics_.size(); }
 
   // Messages queued in librdkafka and not yet reported (for metrics).
@@ -73,8 +70,6 @@ class Producer final : public core::Publisher {
   static void on_error(rd_kafka_s* rk, int err, const char* reason, void* opaque);
   static void on_log(const rd_kafka_s* rk, int level, const char* fac, const char* buf);
   rd_kafka_topic_s* topic(const std::string& name);
-  void learn_leaders(rd_kafka_topic_s* t);
-  std::chrono::steady_clock::time_point no_creation_until_{};
   void throw_if_fatal();
   bool serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
   void forget_in_flight() noexcept;
