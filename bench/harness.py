@@ -827,7 +827,10 @@ def memory(cfg, wal_ok):
                     if mode == "poll" or not filled:
                         if mode == "poll":
                             sql("TRUNCATE outbox")
-                        one_txn_fill(n, payload) if one_txn else fill(n, payload)
+                        if one_txn:
+                            one_txn_fill(n, payload)
+                        else:
+                            fill(n, payload)
                         filled = True
                     topic = new_topic("mem")
                     slot = slots.pop(0) if mode == "wal" else None

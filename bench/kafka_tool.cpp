@@ -265,7 +265,8 @@ int cmd_produce(const bench::Args& a) {
     const uint64_t eid = bench::event_id(0, static_cast<uint64_t>(i));
     if (rate > 0) {
       const int64_t due = start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
-      while (bench::now_ns() < due) rd_kafka_poll(rk.get(), static_cast<int>(std::min<int64_t>(1, (due - bench::now_ns()) / 1'000'000)));
+      while (bench::now_ns() < due)
+        rd_kafka_poll(rk.get(), static_cast<int>(std::min<int64_t>(1, (due - bench::now_ns()) / 1'000'000)));
       sent.emplace_back(eid, bench::now_ns());
     }
     const std::string key = std::to_string(eid);

@@ -234,11 +234,8 @@ std::optional<Transaction> TransactionAssembler::feed(pgoutput::Message message)
     on_relation(std::move(*r));
   } else if (auto* i = std::get_if<pgoutput::Insert>(&message)) {
     on_insert(*i);
-    if (options_.chunk_bytes > 0 && current_->txn.bytes >= options_.chunk_bytes) return take_chunk();
   } else if (auto* m = std::get_if<pgoutput::LogicalMessage>(&message)) {
     on_message(*m);
-    if (current_ && options_.chunk_bytes > 0 && current_->txn.bytes >= options_.chunk_bytes)
-      return take_chunk();
   } else if (auto* u = std::get_if<pgoutput::Update>(&message)) {
     require_transaction("Update");
     (void)relations_.require(u->relation_oid, u->new_tuple);
@@ -248,7 +245,10 @@ std::optional<Transaction> TransactionAssembler::feed(pgoutput::Message message)
   } else if (std::holds_alternative<pgoutput::Truncate>(message)) {
     require_transaction("Truncate");
   }
-  // Origin and Type carry nothing we publish.
+  // Origin and Type carry nothing we publish. Only an insert or a message adds records: past the chunk
+  // size, what the transaction holds so far goes out as a chunk.
+  if (current_ && options_.chunk_bytes > 0 && current_->txn.bytes >= options_.chunk_bytes)
+    return take_chunk();
   return std::nullopt;
 }
 
