@@ -63,6 +63,54 @@ bool producer_only(const std::string& key) {
   return kKeys.count(key) > 0;
 }
 
+struct ConfigResourceDeleter {
+  void operator()(rd_kafka_ConfigResource_t* r) const { rd_kafka_ConfigResource_destroy(r); }
+};
+
+// An existing checkpoint topic must be compacted: with cleanup.policy=delete the latest checkpoint of
+// an identity is deleted after retention.ms (a restart then no longer knows what it published), and
+// every start reads the topic's whole history instead of one record per identity.
+void require_compacted(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
+  char err[512];
+  std::unique_ptr<rd_kafka_ConfigResource_t, ConfigResourceDeleter> res(
+      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str()));
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> q(rd_kafka_queue_new(rk));
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+  rd_kafka_AdminOptions_set_request_timeout(opts, ms(timeout), err, sizeof err);
+  rd_kafka_ConfigResource_t* resources[] = {res.get()};
+  rd_kafka_DescribeConfigs(rk, resources, 1, opts, q.get());
+  rd_kafka_AdminOptions_destroy(opts);
+  std::unique_ptr<rd_kafka_event_t, EventDeleter> ev(rd_kafka_queue_poll(q.get(), ms(timeout) + 1000));
+  const std::string what = "could not read the configuration of checkpoint topic \"" + topic + "\"";
+  if (!ev) throw core::TransientError(what + ": no answer in time");
+  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw core::TransientError(what + ": " + rd_kafka_event_error_string(ev.get()));
+  size_t n = 0;
+  const auto* described =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev.get()), &n);
+  if (n != 1) throw core::TransientError(what + ": no answer for it");
+  if (const auto code = rd_kafka_ConfigResource_error(described[0]); code != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+      throw core::ConfigError(what + ": " + rd_kafka_err2str(code) +
+                              " (DescribeConfigs on the topic is needed)");
+    throw core::TransientError(what + ": " + rd_kafka_err2str(code));
+  }
+  size_t m = 0;
+  const auto* entries = rd_kafka_ConfigResource_configs(described[0], &m);
+  for (size_t i = 0; i < m; ++i) {
+    if (std::string(rd_kafka_ConfigEntry_name(entries[i])) != "cleanup.policy") continue;
+    const char* v = rd_kafka_ConfigEntry_value(entries[i]);
+    const std::string policy = v ? v : "";
+    if (policy.find("compact") != std::string::npos) return;
+    throw core::ConfigError(
+        "checkpoint topic \"" + topic + "\" has cleanup.policy=" + policy +
+        ", not compact: its checkpoints would be deleted after retention.ms and each start would read its "
+        "whole history; make it compacted (kafka-configs.sh --alter --entity-type topics --entity-name " +
+        topic + " --add-config cleanup.policy=compact) or name a new --checkpoint-topic");
+  }
+  throw core::TransientError(what + ": it has no cleanup.policy entry");
+}
+
 }  // namespace
 
 void ensure_checkpoint_topic(rd_kafka_s* rk, const std::string& topic, std::chrono::milliseconds timeout) {
@@ -93,7 +141,9 @@ void ensure_checkpoint_topic(rd_kafka_s* rk, const std::string& topic, std::chro
     const auto code = rd_kafka_topic_result_error(res[i]);
     if (code == RD_KAFKA_RESP_ERR_NO_ERROR) {
       spdlog::info("created checkpoint topic \"{}\" (compacted)", topic);
-    } else if (code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+    } else if (code == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      require_compacted(rk, topic, timeout);
+    } else {
       const std::string why = rd_kafka_topic_result_error_string(res[i])
                                   ? rd_kafka_topic_result_error_string(res[i])
                                   : rd_kafka_err2str(code);

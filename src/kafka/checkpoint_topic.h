@@ -19,7 +19,9 @@ namespace outbox_relay::kafka {
 // Creates `topic` with one partition, cleanup.policy=compact and the cluster's default replication
 // factor (and min.insync.replicas) unless it exists. `rk` is any client handle. Throws
 // core::TransientError when the cluster does not answer within `timeout`, core::ConfigError when it
-// refuses the topic (authorization, an invalid name).
+// refuses the topic (authorization, an invalid name) or the topic exists without cleanup.policy=compact.
+// Call it before any client asks for the topic's metadata: a producer's metadata request makes a broker
+// that auto-creates topics create it with its defaults (not compacted).
 void ensure_checkpoint_topic(rd_kafka_s* rk, const std::string& topic, std::chrono::milliseconds timeout);
 
 // The last checkpoint committed under `identity`, read to the end of every partition of `topic` with

@@ -41,7 +41,7 @@ void Producer::RdKafkaDeleter::operator()(rd_kafka_s* rk) const { rd_kafka_destr
 void Producer::TopicDeleter::operator()(rd_kafka_topic_s* t) const { rd_kafka_topic_destroy(t); }
 
 Producer::Producer(const std::vector<Property>& properties, std::optional<TransactionConfig> transactions)
-    : properties_(properties), transactions_(std::move(transactions)) {
+    : properties_(properties), transactions_(std::move(transactions)), probe_(properties) {
   char err[512];
   auto all = properties;
   if (transactions_) {
@@ -152,9 +152,19 @@ rd_kafka_topic_s* Producer::topic(const std::string& name) {
   auto it = topics_.find(name);
   if (it != topics_.end()) return it->second.get();
   if (topics_.size() >= kMaxCachedTopics) topics_.clear();
+  await_leaders(name);
   rd_kafka_topic_t* t = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
   if (t == nullptr) return nullptr;
   return topics_.emplace(name, t).first->second.get();
+}
+
+// Before the producer's first query for a topic, so that it finds the topic ready (see TopicProbe):
+// the first batch into an auto-created topic went out after librdkafka's next topic scan, a second
+// later. A topic that exists costs one metadata round trip on the probe's connection.
+void Producer::await_leaders(const std::string& name) {
+  if (std::chrono::steady_clock::now() < probe_backoff_until_) return;
+  if (probe_.wait_for_leaders(name, kLeaderWait) == TopicProbe::Result::kTimedOut)
+    probe_backoff_until_ = std::chrono::steady_clock::now() + kProbeBackoff;
 }
 
 void Producer::throw_if_fatal() {
@@ -300,9 +310,6 @@ void Producer::fence() {
         e, "could not initialize kafka transactions for \"" + transactions_->transactional_id() + "\"");
   }
   initialized_ = true;
-  // A topic handle asks for the topic's metadata at once; a record produced by topic name alone
-  // waits for the next periodic refresh (a second) before the first commit can flush it.
-  topic(transactions_->checkpoint_topic);
   spdlog::info("kafka transactions initialized as \"{}\" (earlier producers of that id are fenced)",
                transactions_->transactional_id());
 }
@@ -310,7 +317,15 @@ void Producer::fence() {
 std::optional<core::Checkpoint> Producer::recover() {
   if (!transactions_) return std::nullopt;
   fence();
-  ensure_checkpoint_topic(rk_.get(), transactions_->checkpoint_topic, transactions_->timeout);
+  // Created (compacted) before any handle of ours asks for it: a producer's metadata request would
+  // have a broker that auto-creates topics create it with its defaults. A topic handle, made after,
+  // asks for its metadata at once: a record produced by topic name alone waits for the next periodic
+  // refresh (a second) before the first commit can flush it.
+  const auto& name = transactions_->checkpoint_topic;
+  ensure_checkpoint_topic(rk_.get(), name, transactions_->timeout);
+  if (probe_.wait_for_leaders(name, transactions_->timeout) != TopicProbe::Result::kReady)
+    throw core::TransientError("checkpoint topic \"" + name + "\" has no leader for each partition yet");
+  topic(name);
   auto cp = read_checkpoint(properties_, transactions_->checkpoint_topic, transactions_->identity,
                             transactions_->timeout);
   if (cp) {

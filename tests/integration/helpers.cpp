@@ -1,6 +1,7 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -236,6 +237,102 @@ std::vector<Record> consume_at_least(const std::string& topic, std::size_t count
       },
       timeout);
   return records;
+}
+
+namespace {
+
+struct AdminClient {
+  rd_kafka_t* rk = nullptr;
+  rd_kafka_queue_t* q = nullptr;
+  AdminClient() {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", kafka_brokers().c_str(), err, sizeof err) !=
+        RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(err);
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (rk == nullptr) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error(err);
+    }
+    q = rd_kafka_queue_new(rk);
+  }
+  ~AdminClient() {
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+  }
+  AdminClient(const AdminClient&) = delete;
+  AdminClient& operator=(const AdminClient&) = delete;
+  rd_kafka_event_t* result() {
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 60000);
+    if (ev == nullptr) throw std::runtime_error("kafka admin: no answer in 60 s");
+    if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const std::string e = rd_kafka_event_error_string(ev);
+      rd_kafka_event_destroy(ev);
+      throw std::runtime_error("kafka admin: " + e);
+    }
+    return ev;
+  }
+};
+
+}  // namespace
+
+void create_topic(const std::string& topic, int partitions,
+                  const std::vector<std::pair<std::string, std::string>>& configs) {
+  AdminClient admin;
+  char err[512];
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, err, sizeof err);
+  if (nt == nullptr) throw std::runtime_error(err);
+  for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+  rd_kafka_CreateTopics(admin.rk, &nt, 1, nullptr, admin.q);
+  rd_kafka_NewTopic_destroy(nt);
+  rd_kafka_event_t* ev = admin.result();
+  size_t n = 0;
+  const auto* res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+  const auto code = n == 1 ? rd_kafka_topic_result_error(res[0]) : RD_KAFKA_RESP_ERR__FAIL;
+  rd_kafka_event_destroy(ev);
+  if (code != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw std::runtime_error("create topic " + topic + ": " + rd_kafka_err2str(code));
+}
+
+std::optional<std::string> topic_config(const std::string& topic, const std::string& name) {
+  AdminClient admin;
+  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str());
+  rd_kafka_DescribeConfigs(admin.rk, &res, 1, nullptr, admin.q);
+  rd_kafka_ConfigResource_destroy(res);
+  rd_kafka_event_t* ev = admin.result();
+  std::optional<std::string> value;
+  size_t n = 0;
+  const auto* described =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &n);
+  if (n == 1 && rd_kafka_ConfigResource_error(described[0]) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    size_t m = 0;
+    const auto* entries = rd_kafka_ConfigResource_configs(described[0], &m);
+    for (size_t i = 0; i < m; ++i) {
+      if (name == rd_kafka_ConfigEntry_name(entries[i]) && rd_kafka_ConfigEntry_value(entries[i]) != nullptr)
+        value = rd_kafka_ConfigEntry_value(entries[i]);
+    }
+  }
+  rd_kafka_event_destroy(ev);
+  return value;
+}
+
+int topic_partitions(const std::string& topic) {
+  std::string out;
+  // kcat, an independent client, without asking the broker to create the topic.
+  if (run_command("kcat -b " + kafka_brokers() + " -L -J -t " + shell_quote(topic) +
+                      " -X allow.auto.create.topics=false 2>/dev/null",
+                  &out) != 0)
+    return 0;
+  const auto j = nlohmann::json::parse(out, nullptr, false);
+  if (j.is_discarded() || !j.contains("topics")) return 0;
+  for (const auto& t : j["topics"]) {
+    if (t.value("topic", "") == topic && !t.contains("error") && t.contains("partitions"))
+      return static_cast<int>(t["partitions"].size());
+  }
+  return 0;
 }
 
 void kafka_stop() { run_command(shell_quote(source_dir() + "/scripts/kafka.sh") + " stop"); }

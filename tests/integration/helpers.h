@@ -83,6 +83,14 @@ std::vector<Record> consume_all(const std::string& topic, const std::string& iso
 std::vector<Record> consume_at_least(const std::string& topic, std::size_t count,
                                      std::chrono::milliseconds timeout);
 
+// Creates `topic` with `partitions` and topic `configs` (librdkafka's admin API); throws on failure.
+void create_topic(const std::string& topic, int partitions,
+                  const std::vector<std::pair<std::string, std::string>>& configs = {});
+// The value of topic config `name` of `topic` as the broker describes it; nullopt when not there.
+std::optional<std::string> topic_config(const std::string& topic, const std::string& name);
+// The number of partitions of `topic`, 0 when it does not exist.
+int topic_partitions(const std::string& topic);
+
 // Stops/starts the shared services through scripts/ (tests that inject faults).
 void kafka_stop();
 void kafka_start();

@@ -284,3 +284,22 @@ TEST_CASE("exactly-once: a second relay with the same identity fences the first,
   CHECK(first.output().find("fenced") != std::string::npos);
   stop_relay(second);
 }
+
+TEST_CASE("exactly-once: the checkpoint topic is created compacted, and one that is not is refused") {
+  const auto url = fresh_database("ite_checkpoint_topic");
+  // Created by the relay: one partition, compacted (a broker that auto-creates topics must not get to
+  // create it first, with its defaults, from the producer's metadata request).
+  const auto fresh = "it.cp.fresh." + unique_suffix();
+  const auto r = run_to_exit(url, {"--exactly-once", "--checkpoint-topic", fresh, "--exit-when-idle"});
+  INFO(r.output);
+  REQUIRE(r.rc == std::optional<int>(0));
+  CHECK(r.output.find("created checkpoint topic \"" + fresh + "\"") != std::string::npos);
+  CHECK(topic_config(fresh, "cleanup.policy") == std::optional<std::string>("compact"));
+  CHECK(topic_partitions(fresh) == 1);
+  // An existing topic that deletes by age: its checkpoints would go after retention.ms. Refused.
+  const auto plain = "it.cp.plain." + unique_suffix();
+  create_topic(plain, 1, {{"cleanup.policy", "delete"}});
+  require_config_exit(
+      run_to_exit(url, {"--exactly-once", "--checkpoint-topic", plain, "--exit-when-idle"}),
+      {"checkpoint topic \"" + plain + "\" has cleanup.policy=delete", "cleanup.policy=compact"});
+}
