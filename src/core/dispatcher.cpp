@@ -249,12 +249,14 @@ void Dispatcher::finish(InFlight& f, InFlight* behind) {
   source_.commit(f.batch, f.settlement);
   if (config_.on_point) config_.on_point("committed");
   record(f);
-  if (spdlog::should_log(spdlog::level::debug)) {
-    auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-    spdlog::debug("batch of {}: fetched in {:.1f} ms, published in {:.1f} ms, committed in {:.1f} ms",
-                  f.batch.size(), ms(f.fetched - f.started), ms(f.sent - f.fetched),
-                  ms(waiter_.now() - f.sent));
-  }
+  auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  const double fetch = seconds(f.fetched - f.started), publish = seconds(f.sent - f.fetched),
+               settle = seconds(waiter_.now() - f.sent);
+  metrics_.fetch_seconds.observe(fetch);
+  metrics_.publish_seconds.observe(publish);
+  metrics_.settle_seconds.observe(settle);
+  spdlog::debug("batch of {}: fetched in {:.1f} ms, published in {:.1f} ms, committed in {:.1f} ms",
+                f.batch.size(), fetch * 1e3, publish * 1e3, settle * 1e3);
 }
 
 // Block policy: an aggregate's later events must not leave while an earlier one is poison, also when

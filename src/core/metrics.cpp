@@ -26,10 +26,21 @@ Histogram::Snapshot Histogram::snapshot() const {
   return s;
 }
 
+namespace {
+
+std::vector<double> stage_bounds() {
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+}
+
+}  // namespace
+
 Metrics::Metrics()
     : batch_size({1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000}),
       latency_seconds({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}),
-      transaction_seconds({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}) {}
+      transaction_seconds({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
+      fetch_seconds(stage_bounds()),
+      publish_seconds(stage_bounds()),
+      settle_seconds(stage_bounds()) {}
 
 void Metrics::add_published(const std::map<std::string, uint64_t>& by_topic) {
   std::lock_guard lock(mu_);

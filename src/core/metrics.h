@@ -67,6 +67,12 @@ struct Metrics {
   Histogram batch_size;
   Histogram latency_seconds;      // created_at -> broker ack
   Histogram transaction_seconds;  // exactly-once: batch fetched -> its Kafka transaction committed
+  // A batch's stages: fetch (claim / take from the stream), publish (fetched -> every record
+  // acknowledged, waiting behind the batch before it included), settle (acknowledged -> durable in the
+  // source: marked, or the position confirmed; with exactly-once the transaction's commit first).
+  Histogram fetch_seconds;
+  Histogram publish_seconds;
+  Histogram settle_seconds;
 
  private:
   mutable std::mutex mu_;

@@ -93,6 +93,15 @@ std::string render_prometheus(const core::Metrics& m, const ExpositionInfo& info
   w.histogram("outbox_relay_batch_size", "Events per published batch.", m.batch_size.snapshot());
   w.histogram("outbox_relay_end_to_end_latency_seconds",
               "From the event's created_at to Kafka's acknowledgement.", m.latency_seconds.snapshot());
+  w.histogram("outbox_relay_batch_fetch_seconds", "A batch's claim (poll) or take from the stream (wal).",
+              m.fetch_seconds.snapshot());
+  w.histogram("outbox_relay_batch_publish_seconds",
+              "A batch fetched -> every record acknowledged (waiting behind the batch before it included).",
+              m.publish_seconds.snapshot());
+  w.histogram("outbox_relay_batch_settle_seconds",
+              "A batch acknowledged -> durable in the source (rows marked or position confirmed; "
+              "with exactly-once, its transaction committed first).",
+              m.settle_seconds.snapshot());
 
   if (m.exactly_once.load()) {
     w.header("outbox_relay_transactions_total", "counter",

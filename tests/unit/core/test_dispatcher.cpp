@@ -211,6 +211,21 @@ TEST_CASE("an acknowledged batch is committed whole, in order") {
   CHECK(rig.waiter.sleeps.empty());
 }
 
+TEST_CASE("each settled batch's fetch, publish and settle times are observed once") {
+  Rig rig;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(d.step() == StepResult::kPublished);
+  for (const auto* h :
+       {&rig.metrics.fetch_seconds, &rig.metrics.publish_seconds, &rig.metrics.settle_seconds}) {
+    const auto s = h->snapshot();
+    CHECK(s.count == 2);
+    CHECK(s.sum > 0);  // the fake clock moves 100 ms per reading: every stage spans some of them
+  }
+}
+
 TEST_CASE("a poison event is parked with its reason and does not hold back the rest") {
   Rig rig;
   rig.source.batches.push_back(batch_of({"1", "2", "3"}));
