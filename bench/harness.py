@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import numpy as np
 import psycopg2
@@ -32,7 +33,8 @@ RUN_DIR = os.environ.setdefault("OUTBOX_RELAY_RUN", "/tmp/outbox-relay-bench")
 PG_PORT = os.environ.setdefault("PG_PORT", "54339")
 KAFKA_PORT = os.environ.setdefault("KAFKA_BASE_PORT", "29092")
 CACHE = os.environ.get("OUTBOX_RELAY_CACHE", os.path.expanduser("~/.cache/outbox-relay"))
-DBZ_VERSION = os.environ.get("DEBEZIUM_VERSION", "2.7.3.Final")
+DBZ_VERSION = os.environ.get("DEBEZIUM_VERSION", "3.6.1.Final")   # bench/setup picks it (and its java)
+DBZ_JAVA = os.environ.get("BENCH_DBZ_JAVA", "java")
 DB = "bench"
 URL = f"postgresql://postgres:postgres@127.0.0.1:{PG_PORT}/{DB}"
 ADMIN_URL = f"postgresql://postgres:postgres@127.0.0.1:{PG_PORT}/postgres"
@@ -45,7 +47,7 @@ PROFILES = {
     # ~3 minutes: one run of each, smaller sizes.
     # A few minutes: one run of each, smaller sizes. Capped steps stop at their cap and count what
     # they did by then.
-    "quick": dict(lat_runs=5, mem_reps=3, mem_budgets=["16MiB"],
+    "quick": dict(lat_runs=5, dbz_tune_backlog=100_000, dbz_tune_reps=1, newtopic_backlog=100_000, newtopic_reps=3, mem_reps=3, mem_budgets=["16MiB"],
                   mem_sets=[("100k x 200 B", 100_000, 200, False), ("100k x 2 KB", 100_000, 2000, False),
                             ("100k x 1 KB in one transaction", 100_000, 1000, True)],
                   reps=1, backlog={200: 100_000, 2000: 100_000}, payloads=[200, 2000], drain_cap=10,
@@ -55,7 +57,7 @@ PROFILES = {
                   tune_batch=[100, 1000, 2000, 5000], tune_linger=[0, 10], tune_bsize=[], tune_modes=["wal"],
                   snapshot_age_s=60, snapshot_base_s=15, snapshot_rate=1000, snapshot_backlog=50_000),
     # ~25-30 minutes: median of 3 runs; 1M-event backlog of 200 B events (250k of 2 KB events, 0.5 GB).
-    "full": dict(lat_runs=5, mem_reps=3, mem_budgets=["16MiB"],
+    "full": dict(lat_runs=5, dbz_tune_backlog=200_000, dbz_tune_reps=3, newtopic_backlog=100_000, newtopic_reps=3, mem_reps=3, mem_budgets=["16MiB"],
                  mem_sets=[("100k x 200 B", 100_000, 200, False), ("1M x 200 B", 1_000_000, 200, False),
                            ("100k x 2 KB", 100_000, 2000, False),
                            ("300k x 1 KB in one transaction", 300_000, 1000, True)],
@@ -469,8 +471,9 @@ def producer_floor(rate, steady_s, tag):
                   "--timeout", str(steady_s + 60)], logpath(tag + ".probe"))
     if probe.readline(60) is None:
         raise RuntimeError("probe did not start")
+    # linger.ms=0: each record sent at once, as the relay sends a batch's last records (it flushes).
     r = run_json([T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", str(int(rate * steady_s)),
-                  "--rate", str(rate), "--commit-log", sent_out], steady_s + 120)
+                  "--rate", str(rate), "--commit-log", sent_out, "-X", "linger.ms=0"], steady_s + 120)
     time.sleep(0.3)
     probe.stop()
     lat_ms = match_latency(sent_out, probe_out)
@@ -492,8 +495,37 @@ def latency_runs(cfg, wal_ok):
     return out
 
 
+def scrape_stages():
+    """The relay's batch stage histograms (sum, count) from its /metrics; None when it has none."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{int(KAFKA_PORT) + 95}/metrics", timeout=2).read().decode()
+    except Exception:
+        return None
+    out = {}
+    for stage in ("fetch", "publish", "settle"):
+        ms = re.search(rf"^outbox_relay_batch_{stage}_seconds_sum (\S+)$", text, re.M)
+        mc = re.search(rf"^outbox_relay_batch_{stage}_seconds_count (\S+)$", text, re.M)
+        if ms and mc:
+            out[stage] = (float(ms.group(1)), float(mc.group(1)))
+    return out or None
+
+
+def stage_means(before, after):
+    """Mean ms per batch of each stage between two scrape_stages() readings, and the batch count."""
+    if not before or not after:
+        return None
+    out = {}
+    for stage, (s1, c1) in after.items():
+        s0, c0 = before.get(stage, (0.0, 0.0))
+        if c1 > c0:
+            out[stage] = (s1 - s0) / (c1 - c0) * 1000
+            out["batches"] = int(c1 - c0)
+    return out or None
+
+
 def one_rate(proc, topic, name, rate, steady_s, grace_s, payload, layout, seen_before):
     per_txn, conns = txn_shape(rate)
+    stages0 = scrape_stages() if name.startswith("lat") else None
     tag = f"{name}-{rate}"
     probe_out = os.path.join(RAW, tag + ".probe")
     commit_out = os.path.join(RAW, tag + ".commits")
@@ -536,6 +568,8 @@ def one_rate(proc, topic, name, rate, steady_s, grace_s, payload, layout, seen_b
         "delivered_rate": gen / ((done_ns - lg["start_ns"]) / 1e9) if done_ns else None,
         "cpu_s": proc.cpu_s - cpu0, "rss_mb_so_far": proc.hwm_kb / 1024,
     }
+    if stages0:
+        res["stages_ms"] = stage_means(stages0, scrape_stages())
     if 0 < len(lat_ms) <= 50:
         res["samples_ms"] = [round(float(x), 2) for x in lat_ms]
     for f in (probe_out, commit_out):
@@ -565,19 +599,45 @@ def dbz_available():
     home = dbz_home()
     if not os.path.isdir(home):
         return f"Debezium Server {DBZ_VERSION} is not in {home} (bench/setup fetches it)"
-    if shutil.which("java") is None:
-        return "no java"
+    if shutil.which(DBZ_JAVA) is None:
+        return f"no java ({DBZ_JAVA})"
     return None
 
 
-DBZ_TUNED = {
-    # Debezium's own knobs: a 500 ms poll interval is its default; bigger batches and queue.
-    "debezium.source.poll.interval.ms": os.environ.get("BENCH_DBZ_POLL_MS", "10"),
-    "debezium.source.max.batch.size": os.environ.get("BENCH_DBZ_BATCH", "4096"),
-    "debezium.source.max.queue.size": os.environ.get("BENCH_DBZ_QUEUE", "16384"),
-    # The Kafka sink's producer stays at linger.ms=0: Debezium Server 2.7's sink waits for each record
-    # in turn, so any linger is paid per record (linger.ms=5 measured 160 events/s here).
-}
+# Debezium Server's tuning, step by step, as its documentation advises: the engine's poll interval (500 ms
+# by default), its batch and queue sizes (2048 / 8192), the Kafka sink's producer (batching, compression),
+# and how often offsets are flushed. Each step keeps the ones before it; the dbz-tune section measures
+# every step, and "tuned" in the comparison is the last one (the fastest in bench/results' dbz-tune
+# runs). Debezium Server 2.7's sink waits for each record in turn, so there any linger.ms is paid per
+# record (linger.ms=5 measured 160 events/s): its steps stop before the producer's.
+DBZ_STEPS = [
+    ("defaults", {}),
+    ("poll.interval.ms=10", {"debezium.source.poll.interval.ms": "10"}),
+    ("max.batch.size=8192, max.queue.size=32768",
+     {"debezium.source.max.batch.size": "8192", "debezium.source.max.queue.size": "32768"}),
+    ("producer linger.ms=10, batch.size=256KiB",
+     {"debezium.sink.kafka.producer.linger.ms": "10", "debezium.sink.kafka.producer.batch.size": "262144"}),
+    ("producer compression.type=lz4", {"debezium.sink.kafka.producer.compression.type": "lz4"}),
+    ("max.batch.size=20480, max.queue.size=81920",
+     {"debezium.source.max.batch.size": "20480", "debezium.source.max.queue.size": "81920"}),
+    # The base flushes offsets every second (a re-send window near the relay's, which marks every batch);
+    # Debezium's default is a minute.
+    ("offset.flush.interval.ms=60000", {"debezium.source.offset.flush.interval.ms": "60000"}),
+]
+
+
+def dbz_step_props(upto):
+    """The settings of DBZ_STEPS[0..upto], later steps overriding earlier ones."""
+    props = {}
+    for _, p in DBZ_STEPS[:upto + 1]:
+        props.update(p)
+    return props
+
+
+def dbz_tuned_props():
+    if DBZ_VERSION.startswith("2."):
+        return dbz_step_props(2)   # see DBZ_STEPS: no producer steps on 2.x
+    return dbz_step_props(len(DBZ_STEPS) - 1)
 
 
 def dbz_properties(topic, slot, run_dir, tuned):
@@ -615,12 +675,15 @@ def dbz_properties(topic, slot, run_dir, tuned):
         "quarkus.log.level": "INFO",
         "quarkus.log.console.json": "false",
     }
-    if tuned:
-        props.update(DBZ_TUNED)
+    if tuned is True:
+        props.update(dbz_tuned_props())
+    elif isinstance(tuned, dict):
+        props.update(tuned)
     return props
 
 
 def dbz_start(tuned, slot=None):
+    """tuned: False (Debezium's defaults), True (dbz_tuned_props()) or a dict of settings."""
     def start(topic):
         s = slot or create_slot(f"bench_dbz_{os.getpid()}_{_topic_no[0]}")
         run_dir = os.path.join(RAW, f"dbz-{topic}")
@@ -633,7 +696,7 @@ def dbz_start(tuned, slot=None):
         runner = [n for n in os.listdir(home) if n.endswith("-runner.jar")][0]
         cp = ":".join([os.path.join(home, runner), os.path.join(home, "config", "lib"),
                        os.path.join(home, "lib", "*")])
-        return Proc(["java", "-cp", cp, "io.debezium.server.Main"], os.path.join(run_dir, "debezium.log"),
+        return Proc([DBZ_JAVA, "-cp", cp, "io.debezium.server.Main"], os.path.join(run_dir, "debezium.log"),
                     cwd=run_dir, stdout="log")
     return start
 
@@ -844,6 +907,37 @@ def memory(cfg, wal_ok):
     return out
 
 
+def new_topic_start(cfg):
+    """Poll drains of the same backlog into a topic created beforehand and into one that does not exist
+    yet (the broker auto-creates it on the relay's first request), alternating, cfg["newtopic_reps"] runs
+    of each. Process start to exit: an --exit-when-idle relay exits once every record is acknowledged."""
+    n = cfg["newtopic_backlog"]
+    out = {"events": n, "existing": [], "auto-created": []}
+    for i in range(cfg["newtopic_reps"]):
+        for kind in (("existing", "auto-created") if i % 2 == 0 else ("auto-created", "existing")):
+            sql("TRUNCATE outbox")
+            fill(n, 200)
+            if kind == "existing":
+                topic = new_topic("nt")
+            else:
+                _topic_no[0] += 1
+                topic = f"bench.auto.{os.getpid()}.{_topic_no[0]}"
+            p = Proc(relay_argv("poll", topic, exit_when_idle=True), logpath(f"newtopic-{kind}-{i}"),
+                     stdout=subprocess.DEVNULL)
+            rc = p.wait(cfg["drain_cap"] * 4)
+            if rc is None:
+                p.stop()
+            el = ((p.end_ns or now_ns()) - p.start_ns) / 1e9
+            left = int(sql("SELECT count(*) FROM outbox", fetch=True)[0][0])
+            r = {"elapsed_s": el, "rate": (n - left) / el, "rc": rc, "left": left}
+            if rc != 0 or left:
+                r["error"] = last_error(p.log_path)
+            log(f"  {kind} topic run {i + 1}: {el:.2f} s")
+            out[kind].append(r)
+    sql("TRUNCATE outbox")
+    return out
+
+
 class OldSnapshot:
     """Another session holding a REPEATABLE READ snapshot open (xmin held back: vacuum can remove nothing
     deleted since), until close() or the end of a `with` block."""
@@ -1045,6 +1139,48 @@ def dbz_lifetime(cfg, name, start, topic, rep):
     return res
 
 
+def dbz_tuning(cfg, wal_ok):
+    """Debezium Server over the same backlog with each DBZ_STEPS step (cumulative), and the relay in both
+    modes over it, cfg["dbz_tune_reps"] rounds. One process per drain: start -> last record (wall) and
+    first -> last record (stream, without the JVM's start)."""
+    err = dbz_available()
+    if err:
+        return {"error": err}
+    n = cfg["dbz_tune_backlog"]
+    steps = DBZ_STEPS if not DBZ_VERSION.startswith("2.") else DBZ_STEPS[:3]
+    out = {"events": n, "version": DBZ_VERSION, "java": DBZ_JAVA, "steps": [], "relay": {}}
+    runs = {name: [] for name, _ in steps}
+    relay_runs = {m: [] for m in (["poll", "wal"] if wal_ok else ["poll"])}
+    for rep in range(cfg["dbz_tune_reps"]):
+        for i, (name, _) in enumerate(steps):
+            reset_tables()
+            slot = create_slot("bench_dbztune")
+            fill(n, 200, layout="debezium")
+            topic = new_topic("dbztune")
+            props = dbz_step_props(i)
+            r = dbz_lifetime(dict(cfg, dbz_backlog=n, dbz_rates=[]), f"dbztune-{i}", dbz_start(props, slot=slot),
+                             topic, rep)
+            drop_bench_slots()
+            d = r.get("drain", {})
+            log(f"  debezium {name}: {d.get('rate_stream', 0):.0f} ev/s stream, {d.get('rate_wall', 0):.0f} wall"
+                + (f" ({r['error']})" if r.get("error") else ""))
+            runs[name].append({**d, "rss_mb": r.get("rss_mb"), "error": r.get("error")})
+        for mode in relay_runs:
+            reset_tables()
+            slot = create_slot("bench_dbztune_relay") if mode == "wal" else None
+            fill(n, 200, layout="debezium")
+            topic = new_topic("dbztunerelay")
+            argv = relay_argv(mode, topic, layout="debezium", slot=slot, exit_when_idle=True)
+            r = drain(argv, f"dbztune-relay-{mode}-{rep}", n, cfg["drain_cap"] * 4, topic=topic)
+            drop_bench_slots()
+            log(f"  relay {mode}: {r.get('rate_stream', 0):.0f} ev/s stream, {r.get('rate_wall', 0):.0f} wall")
+            relay_runs[mode].append(r)
+    for i, (name, _) in enumerate(steps):
+        out["steps"].append({"name": name, "settings": dbz_step_props(i), "runs": runs[name]})
+    out["relay"] = relay_runs
+    return out
+
+
 def tuning(cfg, wal_ok):
     """Drain rate and latency at a steady rate for --batch-size and linger.ms / batch.size choices.
     Repetitions go round all variants in turn, so slow spells of this shared host spread over them."""
@@ -1124,7 +1260,7 @@ def main():
     ap.add_argument("--relay-info", default="", help="how the binary was built (for the report)")
     ap.add_argument("--build", required=True, help="build dir holding bench/bench_*")
     ap.add_argument("--only", default="", help="comma-separated subset: writer,throughput,memory,latency,"
-                    "latency-runs,idle,degrade,snapshot,dbz,tune (default: all but latency-runs)")
+                    "latency-runs,new-topic,idle,degrade,snapshot,dbz-tune,dbz,tune (default: all but latency-runs)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-services", action="store_true", help="leave the bench PostgreSQL/Kafka running")
     ap.add_argument("--tag", default="", help="suffix for the results files (<date>[-quick][-TAG])")
@@ -1134,8 +1270,9 @@ def main():
     args = ap.parse_args()
     profile = "quick" if args.quick else "full"
     cfg = PROFILES[profile]
-    only = set(filter(None, args.only.split(","))) or {"writer", "throughput", "memory", "latency", "idle",
-                                                        "degrade", "snapshot", "dbz", "tune"}
+    only = set(filter(None, args.only.split(","))) or {"writer", "throughput", "memory", "new-topic", "latency",
+                                                        "idle", "degrade", "snapshot", "dbz-tune", "dbz",
+                                                        "tune"}
     T = Tools(args.build, args.relay)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     stem = stamp + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
@@ -1180,6 +1317,7 @@ def main():
     section("throughput", lambda: {str(p): [throughput(cfg, wal_ok, i, p) for i in range(cfg["reps"])]
                                    for p in cfg["payloads"]})
     section("memory", lambda: memory(cfg, wal_ok))
+    section("new-topic", lambda: new_topic_start(cfg))
 
     def latency():
         out = {}
@@ -1198,6 +1336,7 @@ def main():
                              for m in (["poll", "wal"] if wal_ok else ["poll"])})
     section("degrade", lambda: [degradation(cfg, i) for i in range(cfg["reps"])])
     section("snapshot", lambda: snapshot_age(cfg))
+    section("dbz-tune", lambda: dbz_tuning(cfg, wal_ok))
     section("dbz", lambda: [dbz_compare(cfg, wal_ok, i) for i in range(cfg["reps"])])
     section("tune", lambda: tuning(cfg, wal_ok))
     results["total_s"] = round(time.monotonic() - t_start, 1)

@@ -381,7 +381,7 @@ def write(res, out_dir, stem):
         md.append("## Latency, run by run")
         md.append("")
         md.append(f"{len(lr.get('floor', []))} consecutive runs; in each, the producer alone (librdkafka with the "
-                  f"relay's properties, paced, send -> visible to the probe) and then a relay per mode under steady "
+                  f"relay's properties but linger.ms=0, paced, send -> visible to the probe) and then a relay per mode under steady "
                   f"load (COMMIT returned -> visible to the probe), {cfg['steady_s']} s per rate. Milliseconds.")
         md.append("")
         md.append("| run | rate/s | producer p50 / p99 / p99.9 / max | poll p50 / p99 / p99.9 / max | "
@@ -400,6 +400,34 @@ def write(res, out_dir, stem):
                     modes.append(cell(x))
                 md.append(f"| {i + 1} | {fl['rate']} | {cell(fl)} | {modes[0]} | {modes[1]} |")
         md.append("")
+        if any((x or {}).get("stages_ms") for mode in ("poll", "wal") for run in lr.get(mode, []) for x in run):
+            md.append("Each batch's stages in the same runs, from the relay's own histograms (`/metrics`, "
+                      "`outbox_relay_batch_{fetch,publish,settle}_seconds`, mean per batch in ms): fetch = the claim "
+                      "(poll) or the take from the stream (WAL: it includes waiting for the next transaction, so "
+                      "it is mostly idle time at these rates); publish = fetched → every record acknowledged "
+                      "(librdkafka's linger and the broker's acks=all round trip, and any wait behind the batch "
+                      "before it); settle = acknowledged → marked / confirmed (after the records are visible: it "
+                      "delays the next batch only when pipelining cannot hide it).")
+            md.append("")
+            md.append("| run | rate/s | poll: batches, events/batch, fetch / publish / settle | "
+                      "wal: batches, events/batch, fetch / publish / settle |")
+            md.append("|---:|---:|---|---|")
+
+            def stages(x):
+                st = (x or {}).get("stages_ms")
+                if not st or not st.get("batches"):
+                    return "n/a"
+                per = (x.get("matched") or 0) / st["batches"]
+                return (f"{st['batches']:,}, {per:.1f}, " +
+                        " / ".join(f(st.get(k), 2) for k in ("fetch", "publish", "settle")))
+            for i, floor in enumerate(lr.get("floor", [])):
+                for j, fl in enumerate(floor):
+                    cells = []
+                    for mode in ("poll", "wal"):
+                        runs = lr.get(mode, [])
+                        cells.append(stages(runs[i][j] if i < len(runs) and j < len(runs[i]) else None))
+                    md.append(f"| {i + 1} | {fl['rate']} | {cells[0]} | {cells[1]} |")
+            md.append("")
     mem = res.get("memory")
     if isinstance(mem, dict) and "error" not in mem:
         md.append("## Memory: peak RSS by memory budget")
@@ -422,6 +450,60 @@ def write(res, out_dir, stem):
                 rate = worst(runs, "rate_wall", False)
                 md.append(f"| {key} | {name} | {f(worst(runs, 'rss_mb', True))} | {f(rate, 0)} | {r(rate, ub)} |" +
                           (" (incomplete run)" if incomplete else ""))
+        md.append("")
+    dt = res.get("dbz-tune")
+    if isinstance(dt, dict) and "steps" in dt:
+        md.append("## Debezium Server, tuned step by step")
+        md.append("")
+        md.append(f"Debezium Server {dt['version']} (java: `{dt['java']}`) with the Outbox Event Router, each drain one "
+                  f"process over the same backlog of {dt['events']:,} × 200 B events on the Debezium-style table "
+                  f"(pgoutput, its own slot), {len(dt['steps'][0]['runs'])} round(s); each step keeps the settings of the "
+                  f"steps above it. Stream: first → last record in Kafka (without the JVM's start); wall: process "
+                  f"start → last record. The relay over the same backlog and table below. Worst run shown.")
+        md.append("")
+        md.append("| step | stream events/s, each run | worst stream | worst wall | peak RSS MB |")
+        md.append("|---|---|---:|---:|---:|")
+
+        def worst(runs, k):
+            vals = [x.get(k) for x in runs if x.get(k) is not None]
+            return min(vals) if vals else None
+        best = None
+        for st in dt["steps"]:
+            runs = st["runs"]
+            ws = worst(runs, "rate_stream")
+            best = ws if best is None or (ws or 0) > best else best
+            errs = [x["error"] for x in runs if x.get("error")]
+            rss = [x.get("rss_mb") for x in runs if x.get("rss_mb")]
+            md.append(f"| {st['name']} | {' / '.join(f(x.get('rate_stream'), 0) for x in runs)} | {f(ws, 0)} | "
+                      f"{f(worst(runs, 'rate_wall'), 0)} | {f(max(rss) if rss else None, 0)} |" +
+                      (f" ({errs[0][:80]})" if errs else ""))
+        for mode, runs in dt.get("relay", {}).items():
+            ws = worst(runs, "rate_stream")
+            rss = [x.get("rss_mb") for x in runs if x.get("rss_mb")]
+            md.append(f"| **outbox-relay {mode}** (defaults) | {' / '.join(f(x.get('rate_stream'), 0) for x in runs)} | "
+                      f"{f(ws, 0)} ({r(ws, best)} of the best Debezium step) | {f(worst(runs, 'rate_wall'), 0)} | "
+                      f"{f(max(rss) if rss else None, 0)} |")
+        md.append("")
+        md.append("Settings of each step: " + "; ".join(
+            f"{st['name']}: " + (", ".join(f"`{k}={v}`" for k, v in st["settings"].items()) or "none")
+            for st in dt["steps"][-1:]) + " (the last step, all settings).")
+        md.append("")
+    nt = res.get("new-topic")
+    if isinstance(nt, dict) and "error" not in nt:
+        md.append("## Into a topic that does not exist yet")
+        md.append("")
+        md.append(f"Poll-mode drains of {nt['events']:,} × 200 B events, `--exit-when-idle`, process start to exit "
+                  f"(every record acknowledged), into a topic created beforehand and into one the broker "
+                  f"auto-creates on the relay's first request, alternating, {len(nt['existing'])} runs each.")
+        md.append("")
+        md.append("| topic | seconds, each run | worst |")
+        md.append("|---|---|---:|")
+        for kind in ("existing", "auto-created"):
+            runs = nt.get(kind, [])
+            secs = [x["elapsed_s"] for x in runs]
+            bad = any(x.get("error") for x in runs)
+            md.append(f"| {kind} | {' / '.join(f(x, 2) for x in secs)} | {f(max(secs), 2) if secs else 'n/a'} |" +
+                      (" (a run failed)" if bad else ""))
         md.append("")
     if "throughput" in res and v.tp and any("claim_with_producer" in x for runs in v.tp.values() for x in runs):
         md.append("### Poll mode: both ceilings at once")

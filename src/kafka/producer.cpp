@@ -220,15 +220,22 @@ void Producer::send(std::span<const core::OutboxMessage> messages, std::span<cor
 }
 
 // Serves delivery reports until `done` or `timeout`; throws on a fatal producer error.
+// By flushing, not just polling: one thread produces and then waits, so while it waits nothing more is
+// produced, and linger.ms (which lets a batch being produced fill the producer's requests) would only
+// hold back the batch's last records; rd_kafka_flush() sends at once for as long as it runs. It returns
+// when nothing at all is in flight, so while records of another batch are (pipelining), it is called
+// for a millisecond at a time, and `done` checked in between; after a while, in longer slices.
 bool Producer::serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
   for (;;) {
     throw_if_fatal();
     if (done()) return true;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto now = std::chrono::steady_clock::now();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     if (left.count() <= 0) return false;
-    rd_kafka_poll(rk_.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    const int64_t slice = now - start < std::chrono::milliseconds(50) ? 1 : 20;
+    rd_kafka_flush(rk_.get(), static_cast<int>(std::min<int64_t>(left.count(), slice)));
   }
 }
 
