@@ -471,11 +471,13 @@ def producer_floor(rate, steady_s, tag):
                   "--timeout", str(steady_s + 60)], logpath(tag + ".probe"))
     if probe.readline(60) is None:
         raise RuntimeError("probe did not start")
-    # linger.ms=0: each record sent at once, as the relay sends a batch's last records (it flushes).
     r = run_json([T.kafka, "produce", "--brokers", BROKERS, "--topic", topic, "--count", str(int(rate * steady_s)),
-                  "--rate", str(rate), "--commit-log", sent_out, "-X", "linger.ms=0"], steady_s + 120)
+                  "--rate", str(rate), "--commit-log", sent_out], steady_s + 120)
     time.sleep(0.3)
     probe.stop()
+    if "error" in r or not os.path.exists(sent_out):
+        log(f"  producer floor at {rate}/s failed: {r.get('error', 'no send log')}")
+        return {"rate": rate, "error": "producer: " + str(r.get("error", "no send log"))[:200]}
     lat_ms = match_latency(sent_out, probe_out)
     return {"rate": rate, "events": r.get("events"), "matched": int(len(lat_ms)),
             "p50_ms": pct(lat_ms, 50), "p99_ms": pct(lat_ms, 99), "p999_ms": pct(lat_ms, 99.9),

@@ -381,7 +381,8 @@ def write(res, out_dir, stem):
         md.append("## Latency, run by run")
         md.append("")
         md.append(f"{len(lr.get('floor', []))} consecutive runs; in each, the producer alone (librdkafka with the "
-                  f"relay's properties but linger.ms=0, paced, send -> visible to the probe) and then a relay per mode under steady "
+                  f"relay's properties, linger.ms=2 included, paced, send -> visible to the probe; the relay "
+                  f"flushes once a batch is sent, so its last records do not linger and it can be below this floor) and then a relay per mode under steady "
                   f"load (COMMIT returned -> visible to the probe), {cfg['steady_s']} s per rate. Milliseconds.")
         md.append("")
         md.append("| run | rate/s | producer p50 / p99 / p99.9 / max | poll p50 / p99 / p99.9 / max | "
