@@ -148,23 +148,19 @@ void Producer::on_log(const rd_kafka_s* /*rk*/, int level, const char* fac, cons
 // topic names come from outbox rows, and a table routing to ever new topics must not grow memory
 // without bound. Dropping our handles is safe while their records are in flight: librdkafka holds
 // its own reference per queued record (producev with a topic name does just that).
+// A topic the broker auto-creates on the first request: librdkafka asks again only at its once-a-second
+// topic scan, so its first batch waits that second. Not shortened on purpose: sending as soon as the
+// metadata names the partitions' leaders lost records (the leader had not taken the partition yet, a
+// produce request failed and the next one, a moment later, succeeded: the idempotent producer's first
+// sequence numbers were then skipped by the broker and the retried records reported delivered as
+// duplicates). Topics created ahead of time do not wait.
 rd_kafka_topic_s* Producer::topic(const std::string& name) {
   auto it = topics_.find(name);
   if (it != topics_.end()) return it->second.get();
   if (topics_.size() >= kMaxCachedTopics) topics_.clear();
-  await_leaders(name);
   rd_kafka_topic_t* t = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
   if (t == nullptr) return nullptr;
   return topics_.emplace(name, t).first->second.get();
-}
-
-// Before the producer's first query for a topic, so that it finds the topic ready (see TopicProbe):
-// the first batch into an auto-created topic went out after librdkafka's next topic scan, a second
-// later. A topic that exists costs one metadata round trip on the probe's connection.
-void Producer::await_leaders(const std::string& name) {
-  if (std::chrono::steady_clock::now() < probe_backoff_until_) return;
-  if (probe_.wait_for_leaders(name, kLeaderWait) == TopicProbe::Result::kTimedOut)
-    probe_backoff_until_ = std::chrono::steady_clock::now() + kProbeBackoff;
 }
 
 void Producer::throw_if_fatal() {

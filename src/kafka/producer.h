@@ -55,11 +55,6 @@ class Producer final : public core::Publisher {
 
   // Topic handles kept between sends (bounded: see topic()).
   static constexpr std::size_t kMaxCachedTopics = 256;
-  // How long the first send to a topic the producer has not seen waits for its leaders (see
-  // TopicProbe), and for how long no new topic is waited for after one was not ready in that time
-  // (auto-creation off: a table routing to many absent topics must not stall a batch for each).
-  static constexpr std::chrono::milliseconds kLeaderWait{500};
-  static constexpr std::chrono::seconds kProbeBackoff{60};
   [[nodiscard]] std::size_t cached_topics() const { return topics_.size(); }
 
   // Messages queued in librdkafka and not yet reported (for metrics).
@@ -76,7 +71,6 @@ class Producer final : public core::Publisher {
   static void on_error(rd_kafka_s* rk, int err, const char* reason, void* opaque);
   static void on_log(const rd_kafka_s* rk, int level, const char* fac, const char* buf);
   rd_kafka_topic_s* topic(const std::string& name);
-  void await_leaders(const std::string& name);
   void throw_if_fatal();
   bool serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
   void forget_in_flight() noexcept;
@@ -97,8 +91,8 @@ class Producer final : public core::Publisher {
   std::size_t outstanding_ = 0;  // reports still due for every send(); dispatcher thread only
   uint64_t generation_ = 0;      // bumped when abort() gives up on the reports of a send
   UnknownTopics unknown_topics_{std::chrono::seconds(30)};
+  // The checkpoint topic's readiness after its creation (event topics: see topic()).
   TopicProbe probe_;
-  std::chrono::steady_clock::time_point probe_backoff_until_{};
   std::atomic<bool> brokers_up_{false};
   std::atomic<bool> fatal_{false};
   std::atomic<bool> was_down_{false};  // for logging the recovery once

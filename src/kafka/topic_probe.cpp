@@ -80,10 +80,25 @@ TopicProbe::Result TopicProbe::wait_for_leaders(const std::string& topic, std::c
         RD_KAFKA_RESP_ERR_NO_ERROR) {
       return Result::kTimedOut;  // no broker answered in time
     }
-    const auto r = readiness(*md);
+    auto r = readiness(*md);
+    const int partitions = md->topic_cnt == 1 ? md->topics[0].partition_cnt : 0;
     rd_kafka_metadata_destroy(md);
-    if (r == Readiness::kReady) return Result::kReady;
     if (r == Readiness::kRefused) return Result::kRefused;
+    // Metadata names a partition's leader before that broker has made itself leader of it. A produce
+    // request in between fails, and one sent just after it succeeds: an idempotent producer's first
+    // records to the partition then go missing (the broker takes the later sequence as the first, and
+    // the retried earlier ones count as duplicates, reported delivered). So the topic is ready only
+    // once every partition's leader answers for it (ListOffsets, which asks the same of the broker).
+    for (int p = 0; r == Readiness::kReady && p < partitions; ++p) {
+      int64_t low = 0, high = 0;
+      const auto left_now =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left_now.count() <= 0) return Result::kTimedOut;
+      if (rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), p, &low, &high,
+                                           static_cast<int>(left_now.count())) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        r = Readiness::kNotYet;
+    }
+    if (r == Readiness::kReady) return Result::kReady;
     std::this_thread::sleep_for(std::min(std::chrono::milliseconds(20), left));
   }
 }

@@ -27,7 +27,7 @@ class TopicProbe {
   TopicProbe& operator=(const TopicProbe&) = delete;
 
   enum class Result {
-    kReady,     // a leader for each of its partitions
+    kReady,     // a leader for each of its partitions, and each leader answers for its partition
     kRefused,   // the broker refuses it (authorization, an invalid name) or no probe could be made
     kTimedOut,  // still unknown or leaderless at the timeout, or no broker answered in it
   };
