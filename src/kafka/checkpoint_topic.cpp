@@ -67,10 +67,8 @@ struct ConfigResourceDeleter {
   void operator()(rd_kafka_ConfigResource_t* r) const { rd_kafka_ConfigResource_destroy(r); }
 };
 
-// An existing checkpoint topic must be compacted: with cleanup.policy=delete the latest checkpoint of
-// an identity is deleted after retention.ms (a restart then no longer knows what it published), and
-// every start reads the topic's whole history instead of one record per identity.
-void require_compacted(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
+// The topic's cleanup.policy as a broker describes it.
+std::string cleanup_policy(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
   char err[512];
   std::unique_ptr<rd_kafka_ConfigResource_t, ConfigResourceDeleter> res(
       rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str()));
@@ -100,15 +98,31 @@ void require_compacted(rd_kafka_t* rk, const std::string& topic, std::chrono::mi
   for (size_t i = 0; i < m; ++i) {
     if (std::string(rd_kafka_ConfigEntry_name(entries[i])) != "cleanup.policy") continue;
     const char* v = rd_kafka_ConfigEntry_value(entries[i]);
-    const std::string policy = v ? v : "";
-    if (policy.find("compact") != std::string::npos) return;
-    throw core::ConfigError(
-        "checkpoint topic \"" + topic + "\" has cleanup.policy=" + policy +
-        ", not compact: its checkpoints would be deleted after retention.ms and each start would read its "
-        "whole history; make it compacted (kafka-configs.sh --alter --entity-type topics --entity-name " +
-        topic + " --add-config cleanup.policy=compact) or name a new --checkpoint-topic");
+    return v ? v : "";
   }
   throw core::TransientError(what + ": it has no cleanup.policy entry");
+}
+
+// An existing checkpoint topic must be compacted: with cleanup.policy=delete the latest checkpoint of
+// an identity is deleted after retention.ms (a restart then no longer knows what it published), and
+// every start reads the topic's whole history instead of one record per identity. A policy changed a
+// moment ago may not have reached the broker that answers yet: asked again for a few seconds.
+void require_compacted(rd_kafka_t* rk, const std::string& topic, std::chrono::milliseconds timeout) {
+  const auto settle = std::min<std::chrono::milliseconds>(timeout, std::chrono::seconds(5));
+  const auto deadline = Clock::now() + settle;
+  for (;;) {
+    const auto policy = cleanup_policy(rk, topic, timeout);
+    if (policy.find("compact") != std::string::npos) return;
+    if (Clock::now() >= deadline) {
+      throw core::ConfigError(
+          "checkpoint topic \"" + topic + "\" has cleanup.policy=" + policy +
+          ", not compact: its checkpoints would be deleted after retention.ms and each start would read "
+          "its whole history; make it compacted (kafka-configs.sh --alter --entity-type topics "
+          "--entity-name " +
+          topic + " --add-config cleanup.policy=compact) or name a new --checkpoint-topic");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
 }
 
 }  // namespace
