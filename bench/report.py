@@ -26,6 +26,12 @@ def f(v, digits=1):
     return f"{v:.{digits}f}"
 
 
+def worst(runs, k, hi=False):
+    """The worst of the runs' values of `k`: the highest when `hi` (RSS), else the lowest (a rate)."""
+    vals = [x.get(k) for x in runs if x.get(k) is not None]
+    return (max(vals) if hi else min(vals)) if vals else None
+
+
 def r(a, b, invert=False):
     if not a or not b:
         return "n/a"
@@ -442,9 +448,6 @@ def write(res, out_dir, stem):
         md.append("| Drain | budget | peak RSS, MB (worst) | events/s (worst) | ÷ unbound (worst ÷ worst) |")
         md.append("|---|---|---:|---:|---:|")
         for key, m in mem.items():
-            def worst(runs, k, hi):
-                vals = [x.get(k) for x in runs if x.get(k) is not None]
-                return (max(vals) if hi else min(vals)) if vals else None
             ub = worst(m["runs"].get("unbound", []), "rate_wall", False)
             for name, runs in m["runs"].items():
                 incomplete = any(x.get("events") != x.get("expected") for x in runs)
@@ -464,10 +467,6 @@ def write(res, out_dir, stem):
         md.append("")
         md.append("| step | stream events/s, each run | worst stream | worst wall | peak RSS MB |")
         md.append("|---|---|---:|---:|---:|")
-
-        def worst(runs, k):
-            vals = [x.get(k) for x in runs if x.get(k) is not None]
-            return min(vals) if vals else None
         best = None
         for st in dt["steps"]:
             runs = st["runs"]
