@@ -63,6 +63,18 @@ bool producer_only(const std::string& key) {
   return kKeys.count(key) > 0;
 }
 
+// The result of an admin request on `q`, or core::TransientError naming `what` when there is none in
+// time or it failed as a whole.
+std::unique_ptr<rd_kafka_event_t, EventDeleter> admin_result(rd_kafka_queue_t* q,
+                                                             std::chrono::milliseconds timeout,
+                                                             const std::string& what) {
+  std::unique_ptr<rd_kafka_event_t, EventDeleter> ev(rd_kafka_queue_poll(q, ms(timeout) + 1000));
+  if (!ev) throw core::TransientError(what + ": no answer in time");
+  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw core::TransientError(what + ": " + rd_kafka_event_error_string(ev.get()));
+  return ev;
+}
+
 struct ConfigResourceDeleter {
   void operator()(rd_kafka_ConfigResource_t* r) const { rd_kafka_ConfigResource_destroy(r); }
 };
@@ -78,11 +90,8 @@ std::string cleanup_policy(rd_kafka_t* rk, const std::string& topic, std::chrono
   rd_kafka_ConfigResource_t* resources[] = {res.get()};
   rd_kafka_DescribeConfigs(rk, resources, 1, opts, q.get());
   rd_kafka_AdminOptions_destroy(opts);
-  std::unique_ptr<rd_kafka_event_t, EventDeleter> ev(rd_kafka_queue_poll(q.get(), ms(timeout) + 1000));
   const std::string what = "could not read the configuration of checkpoint topic \"" + topic + "\"";
-  if (!ev) throw core::TransientError(what + ": no answer in time");
-  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR)
-    throw core::TransientError(what + ": " + rd_kafka_event_error_string(ev.get()));
+  const auto ev = admin_result(q.get(), timeout, what);
   size_t n = 0;
   const auto* described =
       rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev.get()), &n);
@@ -142,13 +151,7 @@ void ensure_checkpoint_topic(rd_kafka_s* rk, const std::string& topic, std::chro
   rd_kafka_NewTopic_t* topics[] = {nt.get()};
   rd_kafka_CreateTopics(rk, topics, 1, opts, q.get());
   rd_kafka_AdminOptions_destroy(opts);
-  std::unique_ptr<rd_kafka_event_t, EventDeleter> ev(rd_kafka_queue_poll(q.get(), ms(timeout) + 1000));
-  if (!ev)
-    throw core::TransientError("could not create checkpoint topic \"" + topic + "\": no answer in time");
-  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    throw core::TransientError("could not create checkpoint topic \"" + topic +
-                               "\": " + rd_kafka_event_error_string(ev.get()));
-  }
+  const auto ev = admin_result(q.get(), timeout, "could not create checkpoint topic \"" + topic + "\"");
   size_t n = 0;
   const auto* res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
   for (size_t i = 0; i < n; ++i) {
