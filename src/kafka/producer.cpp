@@ -5,6 +5,7 @@
 
 #include "core/errors.h"
 #include "kafka/checkpoint_topic.h"
+#include "kafka/topic_probe.h"
 
 namespace outbox_relay::kafka {
 
@@ -41,7 +42,7 @@ void Producer::RdKafkaDeleter::operator()(rd_kafka_s* rk) const { rd_kafka_destr
 void Producer::TopicDeleter::operator()(rd_kafka_topic_s* t) const { rd_kafka_topic_destroy(t); }
 
 Producer::Producer(const std::vector<Property>& properties, std::optional<TransactionConfig> transactions)
-    : properties_(properties), transactions_(std::move(transactions)), probe_(properties) {
+    : properties_(properties), transactions_(std::move(transactions)) {
   char err[512];
   auto all = properties;
   if (transactions_) {
@@ -326,7 +327,7 @@ std::optional<core::Checkpoint> Producer::recover() {
   // refresh (a second) before the first commit can flush it.
   const auto& name = transactions_->checkpoint_topic;
   ensure_checkpoint_topic(rk_.get(), name, transactions_->timeout);
-  if (probe_.wait_for_leaders(name, transactions_->timeout) != TopicProbe::Result::kReady)
+  if (wait_for_leaders(rk_.get(), name, transactions_->timeout) != TopicReadiness::kReady)
     throw core::TransientError("checkpoint topic \"" + name + "\" has no leader for each partition yet");
   topic(name);
   auto cp = read_checkpoint(properties_, transactions_->checkpoint_topic, transactions_->identity,

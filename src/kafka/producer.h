@@ -14,7 +14,6 @@
 
 #include "core/publisher.h"
 #include "kafka/config.h"
-#include "kafka/topic_probe.h"
 #include "kafka/transaction_config.h"
 #include "kafka/unknown_topics.h"
 
@@ -91,8 +90,6 @@ class Producer final : public core::Publisher {
   std::size_t outstanding_ = 0;  // reports still due for every send(); dispatcher thread only
   uint64_t generation_ = 0;      // bumped when abort() gives up on the reports of a send
   UnknownTopics unknown_topics_{std::chrono::seconds(30)};
-  // The checkpoint topic's readiness after its creation (event topics: see topic()).
-  TopicProbe probe_;
   std::atomic<bool> brokers_up_{false};
   std::atomic<bool> fatal_{false};
   std::atomic<bool> was_down_{false};  // for logging the recovery once
