@@ -75,7 +75,7 @@ StepResult Dispatcher::step() {
         return StepResult::kIdle;
       }
       idle_since_.reset();
-      ahead_.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}, false});
+      ahead_.emplace(InFlight{std::move(batch), {}, {}, started, waiter_.now(), {}, {}, false});
     }
     if (!ahead_->sending) start(*ahead_);
     sent_any = true;
@@ -85,7 +85,7 @@ StepResult Dispatcher::step() {
       const auto started = waiter_.now();
       auto batch = fetch(Millis(0));
       if (!batch.empty()) {
-        next.emplace(InFlight{std::move(batch), {}, started, waiter_.now(), {}, {}, false});
+        next.emplace(InFlight{std::move(batch), {}, {}, started, waiter_.now(), {}, {}, false});
         if (!publisher_.transactional()) start(*next);
       }
     }
@@ -121,7 +121,7 @@ StepResult Dispatcher::step() {
     batch_failed_ = true;
     // The events after a failed one go out again with it, in order: the batch sent behind it is
     // recalled too (what of it reached Kafka is sent again, with the same ids).
-    if (ahead_) {
+    if (ahead_ && done.settlement.recall) {
       publisher_.abort();
       source_.abandon(ahead_->batch);
       ahead_.reset();
@@ -225,7 +225,7 @@ void Dispatcher::finish(InFlight& f, InFlight* behind) {
   if (config_.on_point) config_.on_point("delivered");
   const bool transactional = publisher_.transactional();
   f.settlement = settle(f.batch, f.deliveries, source_.ordering(),
-                        transactional ? Atomicity::kTransaction : Atomicity::kPerRecord);
+                        transactional ? Atomicity::kTransaction : Atomicity::kPerRecord, f.dead_letters);
   refuse_misconfiguration(f);
   if (f.settlement.abort) {
     publisher_.abort();
@@ -338,31 +338,35 @@ void Dispatcher::wait_for(std::span<const Delivery> out) {
 }
 
 // Sends every poison message (and every row that could not be mapped) to the dead-letter topic, with
-// the reason and origin in headers. One that the DLQ does not acknowledge becomes retriable instead of
-// parked, so it is not marked done before it is somewhere durable.
+// the reason and origin in headers. One that the DLQ does not acknowledge is neither parked nor marked
+// done (kUnparked) before it is somewhere durable; the rest of the batch settles as usual.
 void Dispatcher::dead_letter(InFlight& f) {
   const auto& batch = f.batch;
   auto& deliveries = f.deliveries;
   std::vector<OutboxMessage> dlq;
-  std::vector<std::size_t> origin;  // index into deliveries (SIZE_MAX for rejected rows)
-  auto add = [&](OutboxMessage m, const std::string& error, std::size_t idx) {
+  std::vector<Delivery*> origin;  // the delivery (or malformed row's) that each copy decides
+  f.dead_letters.assign(batch.rejected.size(), Delivery{});
+  auto add = [&](OutboxMessage m, const std::string& error, Delivery* original) {
     m.headers.emplace_back("dlq.error", error);
     m.headers.emplace_back("dlq.original.topic", m.topic);
     m.topic = config_.dlq_topic;
     dlq.push_back(std::move(m));
-    origin.push_back(idx);
+    origin.push_back(original);
   };
   for (std::size_t i = 0; i < batch.messages.size(); ++i) {
-    if (deliveries[i].status == DeliveryStatus::kPoison) add(batch.messages[i], deliveries[i].error, i);
+    if (deliveries[i].status != DeliveryStatus::kPoison) continue;
+    add(batch.messages[i], deliveries[i].error, &deliveries[i]);
   }
-  for (const auto& r : batch.rejected) {
+  for (std::size_t i = 0; i < batch.rejected.size(); ++i) {
+    const auto& r = batch.rejected[i];
+    f.dead_letters[i] = {DeliveryStatus::kPoison, r.error, -1, -1};
     OutboxMessage m;
     m.id = r.row.id;
     m.headers.emplace_back("id", r.row.id);
     for (const auto& c : r.row.columns) {
       if (c.value) m.headers.emplace_back("dlq.column." + c.name, *c.value);
     }
-    add(std::move(m), r.error, SIZE_MAX);
+    add(std::move(m), r.error, &f.dead_letters[i]);
   }
   if (dlq.empty()) return;
   std::vector<Delivery> dlq_deliveries(dlq.size());
@@ -371,14 +375,7 @@ void Dispatcher::dead_letter(InFlight& f) {
   for (std::size_t j = 0; j < dlq.size(); ++j) {
     const auto& d = dlq_deliveries[j];
     if (d.status == DeliveryStatus::kAcked) metrics_.dead_lettered.fetch_add(1);
-    if (origin[j] != SIZE_MAX) {
-      deliveries[origin[j]] = after_dead_letter(deliveries[origin[j]], d, config_.dlq_topic);
-    } else if (after_dead_letter({DeliveryStatus::kPoison, "", -1, -1}, d, config_.dlq_topic).status !=
-               DeliveryStatus::kPoison) {
-      // A malformed row has no delivery to fall back to: the whole batch is tried again.
-      throw TransientError("dead-letter topic \"" + config_.dlq_topic +
-                           "\" did not accept a rejected row: " + d.error);
-    }
+    *origin[j] = after_dead_letter(*origin[j], d, config_.dlq_topic);
   }
 }
 

@@ -100,6 +100,7 @@ class Dispatcher {
   struct InFlight {
     Batch batch;
     std::vector<Delivery> deliveries;
+    std::vector<Delivery> dead_letters;  // dlq policy: parallel to batch.rejected, their copies' fate
     Clock::time_point started, fetched, sent;
     Settlement settlement;  // decided by finish() once every delivery is final
     bool sending = false;   // start() was called (a transactional publisher sends it later)

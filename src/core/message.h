@@ -73,6 +73,10 @@ enum class DeliveryStatus {
   kRetriable,  // failed for now (broker down, timeout): the source must offer it again
   kPoison,     // will never be accepted (too large, invalid topic, malformed row): park it
   kDeferred,   // deliberately not sent (held behind a poison event of its key): fetched again later
+  // Poison whose dead-letter copy was not accepted for now (--on-poison=dlq): neither published nor
+  // parked, fetched again later. Unlike kRetriable it never reaches its own topic, so the events of
+  // its key after it need not wait for it.
+  kUnparked,
 };
 
 struct Delivery {

@@ -29,7 +29,7 @@ enum class Ordering {
 };
 
 // A delivery the broker will not revisit: acknowledged, or poison (to be parked or dead-lettered).
-// kPending, kRetriable and kDeferred are not final: their message must be fetched again.
+// kPending, kRetriable, kDeferred and kUnparked are not final: their message must be fetched again.
 [[nodiscard]] bool is_final(DeliveryStatus status);
 
 struct Settlement {
@@ -47,11 +47,15 @@ struct Settlement {
   // kPrefix: the position of the first message that is not final; everything before it is durable.
   // nullopt when every message is final (or with kPerMessage).
   std::optional<uint64_t> first_open;
-  // Some delivery failed for now or was given up on (kRetriable, kPending; not kDeferred, which was
-  // held back on purpose): the dispatcher backs off and recalls any batch sent behind this one, whose
-  // events must follow the failed ones.
+  // Some delivery failed for now or was given up on (kRetriable, kPending, kUnparked; not kDeferred,
+  // which was held back on purpose): the dispatcher backs off.
   bool failed = false;
   std::string failure;  // the first such delivery's error ("" when it had none)
+  // The batch sent behind this one must be recalled (what of it reached Kafka goes out again): its
+  // events must follow the ones retried. With kPrefix whenever something is retried for a failure;
+  // with kPerMessage for a failed delivery to the event's own topic only (a kUnparked event never
+  // reaches it, so nothing behind it has to wait).
+  bool recall = false;
 
   // Whether something at `position` may become durable (kPrefix positions; always true otherwise).
   [[nodiscard]] bool durable(uint64_t position) const { return !first_open || position < *first_open; }
@@ -69,14 +73,18 @@ enum class Atomicity {
 };
 
 // The rule. `deliveries` is parallel to batch.messages; throws std::invalid_argument otherwise.
-// Malformed rows (batch.rejected) are poison by nature and follow the same position rule.
+// Malformed rows (batch.rejected) are poison by nature and follow the same position rule. `rejected`,
+// parallel to batch.rejected or empty, is what became of each such row's dead-letter copy (kPoison:
+// park it, with that reason; kUnparked: not parked, fetched again); empty: every row is parked with
+// its own error.
 [[nodiscard]] Settlement settle(const Batch& batch, std::span<const Delivery> deliveries, Ordering ordering,
-                                Atomicity atomicity = Atomicity::kPerRecord);
+                                Atomicity atomicity = Atomicity::kPerRecord,
+                                std::span<const Delivery> rejected = {});
 
 // The dead-letter rule (--on-poison=dlq). `original` is a poison delivery (or a malformed row's reason
 // as kPoison) and `dlq` the report of its copy sent to `dlq_topic`. Acknowledged there: still poison,
 // parked as dead-lettered. Refused there for good too: still poison, parked with both reasons (rather
-// than retried on every batch forever). Not acknowledged for now: retriable, so it is never marked done
+// than retried on every batch forever). Not acknowledged for now: kUnparked, so it is never marked done
 // before it is somewhere durable.
 [[nodiscard]] Delivery after_dead_letter(const Delivery& original, const Delivery& dlq,
                                          const std::string& dlq_topic);

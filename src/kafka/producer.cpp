@@ -164,6 +164,12 @@ rd_kafka_topic_s* Producer::topic(const std::string& name) {
   return topics_.emplace(name, t).first->second.get();
 }
 
+bool Producer::prepare_topic(const std::string& name, std::chrono::milliseconds timeout) {
+  if (wait_for_leaders(rk_.get(), name, timeout) != TopicReadiness::kReady) return false;
+  topic(name);
+  return true;
+}
+
 void Producer::throw_if_fatal() {
   if (!fatal_.load()) return;
   char buf[512];

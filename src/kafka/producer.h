@@ -52,6 +52,12 @@ class Producer final : public core::Publisher {
   [[nodiscard]] bool transactional() const override { return transactions_.has_value(); }
   [[nodiscard]] bool in_transaction() const { return in_transaction_; }
 
+  // Before the first record to `name` (the dead-letter topic, known at start and written rarely, so
+  // that its first record does not meet a topic being created): waits up to `timeout` until each of
+  // its partitions has a leader that answers for it (a broker that auto-creates topics creates it).
+  // False when it did not come up in time, or the broker refuses it.
+  bool prepare_topic(const std::string& name, std::chrono::milliseconds timeout);
+
   // Topic handles kept between sends (bounded: see topic()).
   static constexpr std::size_t kMaxCachedTopics = 256;
   [[nodiscard]] std::size_t cached_topics() const { return topics_.size(); }

@@ -74,6 +74,7 @@ class Case:
         self.checkpoint_topic = "e2e.checkpoints.%s.%d" % (ctx.run_id, ctx.case_seq)
         self.result = Result(self.label, mode)
         self.relays = {}  # slot name -> Relay
+        self.started = []  # every relay of the case, in start order (their logs are shown on a failure)
         self.intended = set()  # relays whose exit we caused
         self.rng = random.Random(ctx.seed + hash(tag) % 1000)
         self.load = None
@@ -113,6 +114,7 @@ class Case:
         self.users = getattr(self, "users", {})
         self.users[slot] = user
         self.relays[slot] = r
+        self.started.append(r)
         if wait_leading:
             wait_until(lambda: r.is_leading() or not r.running(), timeout, "relay %s to lead" % slot)
             if not r.running():
@@ -144,6 +146,7 @@ class Case:
                 nr = H.Relay(r.name + "-restarted", self.db, self.relay_args(self._extra_of(slot)), mode=self.mode,
                              user=getattr(self, "users", {}).get(slot))
                 self.relays[slot] = nr
+                self.started.append(nr)
 
     def _extra_of(self, slot):
         return getattr(self, "slot_extra", {}).get(slot, ())
@@ -254,6 +257,8 @@ def run_case(ctx, fn, name, mode, **kw):
         c.cleanup()
     r = c.result
     log("  -> %s %s" % ("PASS" if r.passed else "FAIL", r.verdict.summary() if r.verdict else ""))
+    if not r.passed:
+        show_relay_logs(c)
     try:  # one JSON line per case, so a partial soak still has its numbers
         v = r.verdict
         with open(os.path.join(H.RUN, "results.jsonl"), "a") as f:
@@ -266,6 +271,20 @@ def run_case(ctx, fn, name, mode, **kw):
     except OSError:
         pass
     return r
+
+
+def show_relay_logs(c, most=25):
+    """A failed case's relay warnings and errors, on the suite's output (CI keeps no log files)."""
+    for relay in c.started:
+        try:
+            lines = [ln for ln in relay.output().splitlines() if " warning " in ln or " error " in ln
+                     or " critical " in ln]
+        except OSError:
+            continue
+        log("  relay %s (%s): %d warnings/errors%s" % (relay.name, relay.log_path, len(lines),
+                                                       ", the last %d:" % most if len(lines) > most else ""))
+        for ln in lines[-most:]:
+            print("    " + ln[:400])
 
 
 def fault_pause(c, lo, hi):

@@ -96,6 +96,21 @@ std::function<void(const char*)> kill_hook_from_env() {
   };
 }
 
+// The dead-letter topic is known at start and written rarely: it is made ready (created, where the
+// brokers create topics) before the first poison event, not while a batch waits for its dead letters.
+// Not ready in time: the relay starts anyway; dead letters wait for it, their events unparked.
+void prepare_dead_letter_topic(kafka::Producer& producer, const std::string& topic) {
+  constexpr std::chrono::seconds kWait(10);
+  if (producer.prepare_topic(topic, kWait)) {
+    spdlog::info("dead-letter topic \"{}\" is ready", topic);
+  } else {
+    spdlog::warn(
+        "dead-letter topic \"{}\" is not ready after {} s (missing, refused, or Kafka unreachable): "
+        "poison events stay unparked until it takes their dead letters",
+        topic, kWait.count());
+  }
+}
+
 }  // namespace
 
 int run_relay(const Options& o) {
@@ -127,6 +142,7 @@ int run_relay(const Options& o) {
     } else {
       producer = std::make_unique<kafka::Producer>(o.producer_properties());
       publisher = producer.get();
+      if (o.on_poison == core::PoisonPolicy::kDlq) prepare_dead_letter_topic(*producer, o.dlq_topic);
     }
     metrics.exactly_once.store(o.transactions.has_value());
     ProducerProbe probe(transactional ? transactional->first() : *producer);

@@ -106,6 +106,8 @@ bool ok(const PgResult& r) {
 }
 
 std::optional<std::string> field(const PgResult& r, int row, int col) {
+  // Out of range is nullopt too, asked first: libpq would print a notice on stderr for it.
+  if (row >= PQntuples(r.get()) || col >= PQnfields(r.get())) return std::nullopt;
   if (PQgetisnull(r.get(), row, col) != 0) return std::nullopt;
   return std::string(PQgetvalue(r.get(), row, col), static_cast<std::size_t>(PQgetlength(r.get(), row, col)));
 }

@@ -36,7 +36,7 @@ PgResult exec(PGconn* c, const std::string& sql, const std::vector<std::optional
 // The command succeeded (with or without rows).
 bool ok(const PgResult& r);
 
-// One value; nullopt when NULL.
+// One value; nullopt when NULL or when the result has no such row or column.
 std::optional<std::string> field(const PgResult& r, int row, int col);
 
 // A failed query on a normal connection: permissions are the operator's to fix (ConfigError); the rest

@@ -357,6 +357,46 @@ TEST_CASE("a poison event the dead-letter topic refuses stays unsent") {
   CHECK(rig.source.commits[0].poison.empty());
 }
 
+TEST_CASE(
+    "a malformed row the dead-letter topic does not accept stays unparked; the batch's events are done") {
+  Rig rig;
+  rig.config.on_poison = PoisonPolicy::kDlq;
+  rig.config.dlq_topic = "relay.dlq";
+  Batch b = batch_of({"1", "2"});
+  b.rejected.push_back(
+      {OutboxRow{"3", {{"headers", "[]"}}, 0}, "headers must be a JSON object", std::nullopt, 1});
+  b.rejected.push_back({OutboxRow{"4", {{"topic", "a b"}}, 0}, "invalid topic name", std::nullopt, 2});
+  rig.source.batches.push_back(b);
+  rig.publisher.outcome["relay.dlq:3"] = {DeliveryStatus::kRetriable, "Local: Unknown topic", -1, -1};
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kRetrying);  // backs off: the dead-letter topic is in trouble
+  REQUIRE(rig.source.commits.size() == 1);
+  CHECK(rig.source.commits[0].acked == std::vector<std::string>{"1", "2"});  // not sent again
+  CHECK(rig.source.commits[0].rejected == std::vector<std::string>{"4"});    // 3 stays to be fetched again
+  CHECK(rig.metrics.dead_lettered.load() == 1);
+}
+
+TEST_CASE(
+    "pipelined: a dead-letter copy that failed does not recall the batch behind (its event never reaches its "
+    "topic)") {
+  PipelinedRig rig;
+  auto& log = rig.log;
+  rig.config.on_poison = PoisonPolicy::kDlq;
+  rig.config.dlq_topic = "relay.dlq";
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  rig.publisher.outcome["t:2"] = {DeliveryStatus::kPoison, "too large", -1, -1};
+  rig.publisher.outcome["relay.dlq:2"] = {DeliveryStatus::kRetriable, "Local: Message timed out", -1, -1};
+  auto d = rig.make();
+  CHECK(d.step() == StepResult::kRetrying);
+  CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "send 1,2", "fetch 3 wait 0", "send 3",
+                                        "send 2", "commit 1"});
+  CHECK(rig.source.abandons == 0);
+  rig.publisher.outcome.clear();
+  CHECK(d.step() == StepResult::kPublished);
+  CHECK(rig.source.commits.back().acked == std::vector<std::string>{"3"});  // published once
+}
+
 TEST_CASE("a fatal publisher error propagates") {
   struct FatalPublisher : FakePublisher {
     void send(std::span<const OutboxMessage>, std::span<Delivery>) override { throw FatalError("fenced"); }

@@ -16,6 +16,7 @@ constexpr auto kPoison = DeliveryStatus::kPoison;
 constexpr auto kRetry = DeliveryStatus::kRetriable;
 constexpr auto kPend = DeliveryStatus::kPending;
 constexpr auto kDefer = DeliveryStatus::kDeferred;
+constexpr auto kUnparked = DeliveryStatus::kUnparked;
 
 // Messages "0".."n-1"; message i at position positions[i] (WAL: its transaction's end LSN).
 Batch batch_at(const std::vector<uint64_t>& positions) {
@@ -63,6 +64,7 @@ TEST_CASE("finality: only acknowledged and poison deliveries are final") {
   CHECK_FALSE(is_final(kRetry));
   CHECK_FALSE(is_final(kPend));
   CHECK_FALSE(is_final(kDefer));
+  CHECK_FALSE(is_final(kUnparked));
 }
 
 TEST_CASE("every delivery acknowledged: all done, nothing parked or retried, in both orderings") {
@@ -149,6 +151,67 @@ TEST_CASE("malformed rows follow the position rule: parked when durable, sent ag
   }
 }
 
+TEST_CASE(
+    "a poison event whose dead-letter copy failed is neither parked nor done, and recalls only by position") {
+  SUBCASE("per message: it alone goes back; the events behind need not follow it") {
+    const auto s = settle(batch_at({0, 0, 0}), reports({kAck, kUnparked, kPoison}), Ordering::kPerMessage);
+    CHECK(s.done == Idx{0});
+    CHECK(parked_messages(s) == Idx{2});
+    CHECK(s.retry == Idx{1});
+    CHECK(s.failed);  // backs off
+    CHECK(s.failure == "why 1");
+    CHECK_FALSE(s.recall);
+    const auto mixed = settle(batch_at({0, 0}), reports({kUnparked, kRetry}), Ordering::kPerMessage);
+    CHECK(mixed.recall);  // a failed delivery to its own topic: its key's later events must follow it
+  }
+  SUBCASE("prefix: nothing from its position on is durable, and the batch behind is recalled") {
+    const auto s = settle(batch_at({10, 20, 30}), reports({kAck, kUnparked, kAck}), Ordering::kPrefix);
+    CHECK(*s.first_open == 20);
+    CHECK(s.done == Idx{0});
+    CHECK(s.retry == Idx{1, 2});
+    CHECK(s.recall);
+  }
+}
+
+TEST_CASE(
+    "malformed rows' dead-letter copies: parked with that reason, or (not accepted) held back like a "
+    "message") {
+  auto b = batch_at({10, 30});
+  b.rejected.push_back({OutboxRow{"r10", {}, 10}, "bad headers", std::nullopt, 1});
+  b.rejected.push_back({OutboxRow{"r20", {}, 20}, "bad topic", std::nullopt, 1});
+  const std::vector<Delivery> copies{{kPoison, "dead-lettered to \"dlq\": bad headers", -1, -1},
+                                     {kUnparked, "dead-letter topic \"dlq\" did not accept it", -1, -1}};
+  SUBCASE(
+      "per message: the accepted one parked with its dead-letter reason, the other not; the messages done") {
+    const auto s = settle(b, reports({kAck, kAck}), Ordering::kPerMessage, Atomicity::kPerRecord, copies);
+    CHECK(parked_rows(s) == Idx{0});
+    CHECK(s.park[0].reason == "dead-lettered to \"dlq\": bad headers");
+    CHECK(s.done == Idx{0, 1});
+    CHECK(s.retry.empty());
+    CHECK(s.failed);
+    CHECK(s.failure == "dead-letter topic \"dlq\" did not accept it");
+    CHECK_FALSE(s.recall);
+  }
+  SUBCASE("prefix: open from the row's position (20): the message at 30 goes back with it") {
+    const auto s = settle(b, reports({kAck, kAck}), Ordering::kPrefix, Atomicity::kPerRecord, copies);
+    CHECK(*s.first_open == 20);
+    CHECK(parked_rows(s) == Idx{0});
+    CHECK(s.done == Idx{0});
+    CHECK(s.retry == Idx{1});
+    CHECK(s.recall);
+  }
+  SUBCASE("a transaction is aborted by it") {
+    const auto s = settle(b, reports({kAck, kAck}), Ordering::kPrefix, Atomicity::kTransaction, copies);
+    CHECK(s.abort);
+    CHECK(s.done.empty());
+  }
+  SUBCASE("one copy per row, or none") {
+    CHECK_THROWS_AS((void)settle(b, reports({kAck, kAck}), Ordering::kPrefix, Atomicity::kPerRecord,
+                                 std::span<const Delivery>(copies).first(1)),
+                    std::invalid_argument);
+  }
+}
+
 TEST_CASE("deferred (block policy) is not final but is no failure: no backoff, no recall") {
   const auto b = batch_at({0, 0, 0});
   const auto s = settle(b, reports({kAck, kDefer, kDefer}), Ordering::kPerMessage);
@@ -224,10 +287,10 @@ TEST_CASE("dead letters: parked once the DLQ has it or refuses it for good, retr
           "dead-letter topic \"relay.dlq\" refused it too (too large for the DLQ): "
           "Broker: Message size too large");
   }
-  SUBCASE("not acknowledged for now: retriable, never marked done before it is somewhere durable") {
+  SUBCASE("not acknowledged for now: unparked, never marked done before it is somewhere durable") {
     for (const auto st : {kRetry, kPend}) {
       const auto d = after_dead_letter(poison, {st, "broker down", -1, -1}, "relay.dlq");
-      CHECK(d.status == kRetry);
+      CHECK(d.status == kUnparked);
       CHECK(d.error == "dead-letter topic \"relay.dlq\" did not accept it: broker down");
       const auto b = batch_at({0});
       CHECK(settle(b, std::vector<Delivery>{d}, Ordering::kPerMessage).retry == Idx{0});
