@@ -199,6 +199,52 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "exactly-once wal: a malformed row in a batch committed to Kafka before the crash is parked by the "
+    "restart, once") {
+  const auto url = fresh_database("ite_wal_rejected");
+  const std::string slot = "ite_wal_rejected";
+  const auto topic = "ite.wal.rejected." + unique_suffix();
+  const auto wal = [&](std::vector<std::string> extra) {
+    extra.insert(extra.end(), {"--mode", "wal", "--slot", slot});
+    return eos_args(url, extra);
+  };
+  run_until_idle(wal({"--exit-when-idle"}));
+  // Six transactions of 100 events (a batch each); the third also holds a row whose headers are not
+  // a JSON object.
+  for (int t = 0; t < 6; ++t) {
+    std::string q =
+        "BEGIN; INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT "
+        "'order', 'k' || (i % 20), 'order-created', jsonb_build_object('seq', i), '" +
+        topic + "' FROM generate_series(" + std::to_string(t * 100 + 1) + ", " +
+        std::to_string(t * 100 + 100) + ") i;";
+    if (t == 2)
+      q += "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, headers, topic) VALUES "
+           "('order', 'bad', 'e', '{}', '[1,2]', '" +
+           topic + "');";
+    sql(url, q + "COMMIT");
+  }
+  const auto bad = sql(url, "SELECT id::text FROM outbox WHERE aggregate_id = 'bad'")[0][0].as<std::string>();
+  std::vector<std::pair<std::string, std::string>> committed;
+  for (const auto& r :
+       sql(url, "SELECT id::text, aggregate_id FROM outbox WHERE aggregate_id <> 'bad' ORDER BY outbox.id"))
+    committed.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
+  // Killed after the third batch's Kafka commit: its records and checkpoint are in Kafka, its
+  // malformed row not parked, the slot not confirmed past it.
+  run_until_killed(wal({"--exit-when-idle"}), "published:3");
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_parked") == 0);
+  const auto out = run_until_idle(wal({"--exit-when-idle"}));
+  INFO(out);
+  CHECK(out.find("exactly-once recovery: 1 malformed rows") != std::string::npos);
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_parked WHERE id = '" + bad +
+                           "' AND error LIKE 'headers must be a JSON object%'") == 1);
+  require_exactly_once(topic, committed);
+  // The slot moved past it once it was parked: the next start has nothing to park again.
+  const auto third = run_until_idle(wal({"--exit-when-idle"}));
+  CHECK(third.find("exactly-once recovery") == std::string::npos);
+  CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_parked") == 1);
+}
+
+TEST_CASE(
     "exactly-once wal: a transaction larger than a batch goes out in chunks; killed after a chunk's "
     "commit, the restart skips the records sent and sends the rest once") {
   const auto url = fresh_database("ite_wal_chunks");

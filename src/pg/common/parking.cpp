@@ -64,7 +64,7 @@ std::string parked_rows_json(const core::Batch& batch, const core::Settlement& s
   return rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string insert_parked_sql(int param, const std::string& deleted) {
+std::string insert_parked_sql(int param, const std::string& deleted, bool once) {
   const std::string headers =
       deleted.empty() ? "x.headers" : "CASE WHEN x.rejected THEN d.row || x.headers ELSE x.headers END";
   return "INSERT INTO outbox_relay_parked (id, topic, key, payload, headers, error, source) "
@@ -72,7 +72,10 @@ std::string insert_parked_sql(int param, const std::string& deleted) {
          headers + ", x.error, x.source FROM jsonb_to_recordset($" + std::to_string(param) +
          "::jsonb) AS x(id text, topic text, key text, payload text, headers jsonb, error text, source text, "
          "rejected boolean)" +
-         (deleted.empty() ? "" : " JOIN " + deleted + " AS d ON d.id = x.id");
+         (deleted.empty() ? "" : " JOIN " + deleted + " AS d ON d.id = x.id") +
+         (once ? " WHERE NOT EXISTS (SELECT 1 FROM outbox_relay_parked p WHERE p.id = x.id AND p.source = "
+                 "x.source)"
+               : "");
 }
 
 const std::string& parked_table_ddl() { return migration_sql(kParkedMigration); }

@@ -29,7 +29,8 @@ namespace outbox_relay::pg {
 // With `deleted`, the name of a relation of (id text, row jsonb) holding the rows just deleted from the
 // outbox (poll mode): only the events found there are parked, and a rejected row's headers get every
 // column of its deleted row, the ones the relay does not read included (the text forms it read win).
-[[nodiscard]] std::string insert_parked_sql(int param, const std::string& deleted = "");
+// With `once`, an event parked already by the same source is not added again.
+[[nodiscard]] std::string insert_parked_sql(int param, const std::string& deleted = "", bool once = false);
 
 // The text of migration 003_parked.sql as compiled in (std::logic_error if it is not).
 [[nodiscard]] const std::string& parked_table_ddl();

@@ -114,16 +114,20 @@ void TxnQueue::finish(const CommitPlan& plan, const core::Batch& batch) {
   }
 }
 
-void TxnQueue::skip_through(uint64_t position, Partial partial) noexcept {
+std::vector<core::RejectedRow> TxnQueue::skip_through(uint64_t position, Partial partial) {
+  std::vector<core::RejectedRow> rows;
   if (partial.records > 0 && partial.commit_lsn >= std::max(position, confirmed_)) partial_ = partial;
-  if (position <= confirmed_) return;
+  if (position <= confirmed_) return rows;
   confirmed_ = position;
   if (partial_.records > 0 && partial_.commit_lsn < confirmed_) partial_ = {};  // behind it: done
   while (!ready_.empty() && ready_.front().txn.end_lsn <= confirmed_) {
-    ready_records_ -= ready_.front().txn.size();
-    ready_bytes_ -= ready_.front().txn.bytes;
+    auto& txn = ready_.front().txn;
+    ready_records_ -= txn.size();
+    ready_bytes_ -= txn.bytes;
+    std::move(txn.rejected.begin(), txn.rejected.end(), std::back_inserter(rows));
     ready_.pop_front();
   }
+  return rows;
 }
 
 void TxnQueue::abandon(const core::Batch& batch) {

@@ -78,7 +78,9 @@ class TxnQueue {
   // the transaction after it. Confirmed moves there and ready transactions ending at or before it are
   // dropped (later pushes of them are dropped by push()); the partial records are the assembler's to
   // drop (TransactionAssembler::skip_records). Only with nothing in flight (before the first fetch).
-  void skip_through(uint64_t position, Partial partial = {}) noexcept;
+  // Returns the malformed rows of the ready transactions it drops: Kafka holds the rest of those
+  // transactions, but they were to be parked when the slot was confirmed past them.
+  std::vector<core::RejectedRow> skip_through(uint64_t position, Partial partial = {});
 
   // The batch's transactions go back to ready, in stream order; nothing is confirmed. A batch no longer
   // in flight (committed, or abandoned already) is left alone.

@@ -95,6 +95,8 @@ void WalSource::open() {
     assembler_.reset();
     queue_.reset(start);
     idle_position_ = start;
+    streamed_ = start;
+    held_.reset();
     last_activity_ = Clock::now();
     send_status(!position_reached());
     stream_->mark_slot_seen();
@@ -236,11 +238,23 @@ bool WalSource::pump(std::size_t stop_at_records) {
 
 void WalSource::handle(const CopyMessage& msg) {
   if (const auto* k = std::get_if<PrimaryKeepalive>(&msg)) {
-    if (!assembler_.in_transaction()) idle_position_ = std::max(idle_position_, k->end_lsn);
+    if (!assembler_.in_transaction()) {
+      idle_position_ = std::max(idle_position_, k->end_lsn);
+      streamed_ = std::max(streamed_, k->end_lsn);
+    }
     if (k->reply_requested) send_status(false);
-    return;
+  } else {
+    handle_data(std::get<XLogData>(msg));
   }
-  const auto& x = std::get<XLogData>(msg);
+  if (held_ && streamed_ >= held_->through) {
+    if (held_->parked > 0)
+      spdlog::info("exactly-once recovery: {} malformed rows of transactions already in Kafka parked",
+                   held_->parked);
+    held_.reset();
+  }
+}
+
+void WalSource::handle_data(const XLogData& x) {
   last_activity_ = Clock::now();
   std::optional<Transaction> txn;
   try {
@@ -249,15 +263,23 @@ void WalSource::handle(const CopyMessage& msg) {
     throw core::FatalError("could not decode the replication stream of slot \"" + cfg_.slot + "\" at " +
                            format_lsn(x.start_lsn) + ": " + e.what());
   }
-  if (txn) {
-    idle_position_ = std::max(idle_position_, txn->end_lsn);
-    const auto end = txn->end_lsn;
-    if (!queue_.push(std::move(*txn)))
-      spdlog::debug("skipped transaction ending at {}: confirmed already", format_lsn(end));
+  if (!txn) return;
+  idle_position_ = std::max(idle_position_, txn->end_lsn);
+  streamed_ = std::max(streamed_, txn->end_lsn);
+  const auto end = txn->end_lsn;
+  if (end > queue_.confirmed()) {
+    queue_.push(std::move(*txn));
+    return;
   }
+  spdlog::debug("skipped transaction ending at {}: confirmed already", format_lsn(end));
+  if (held_ && end > held_->from) park_skipped(std::move(txn->rejected));
 }
 
-void WalSource::send_status(bool request_reply) { stream_->send_status(queue_.confirmed(), request_reply); }
+uint64_t WalSource::confirmable() const {
+  return held_ ? std::min(queue_.confirmed(), held_->from) : queue_.confirmed();
+}
+
+void WalSource::send_status(bool request_reply) { stream_->send_status(confirmable(), request_reply); }
 
 WalSource::Clock::time_point WalSource::next_timer() const {
   auto t = stream_->last_status() + cfg_.status_interval;
@@ -275,9 +297,10 @@ void WalSource::tick() {
     spdlog::debug("nothing to relay up to {}: moving slot \"{}\" there", format_lsn(idle_position_),
                   cfg_.slot);
   }
-  const bool probe = idle && !position_reached() && now - stream_->last_reply_request() >= kCatchUpProbe;
-  if (probe || queue_.confirmed() != stream_->sent_flush() ||
-      now - stream_->last_status() >= cfg_.status_interval)
+  // While held_, the server's answer (a keepalive) tells how far the stream has been read.
+  const bool probe =
+      idle && (!position_reached() || held_) && now - stream_->last_reply_request() >= kCatchUpProbe;
+  if (probe || confirmable() != stream_->sent_flush() || now - stream_->last_status() >= cfg_.status_interval)
     send_status(probe);
 }
 
@@ -358,9 +381,10 @@ void WalSource::recover(const core::Checkpoint& checkpoint) {
     spdlog::info("exactly-once checkpoint applied: slot \"{}\" confirmed up to {} without re-sending",
                  cfg_.slot, format_lsn(checkpoint.position));
   }
-  queue_.skip_through(
+  if (checkpoint.position > queue_.confirmed()) held_ = Held{queue_.confirmed(), checkpoint.position, 0};
+  park_skipped(queue_.skip_through(
       checkpoint.position,
-      partial ? TxnQueue::Partial{checkpoint.partial_lsn, checkpoint.partial_records} : TxnQueue::Partial{});
+      partial ? TxnQueue::Partial{checkpoint.partial_lsn, checkpoint.partial_records} : TxnQueue::Partial{}));
   idle_position_ = std::max(idle_position_, checkpoint.position);
   if (stream_->streaming()) send_status(false);
 }
@@ -378,7 +402,23 @@ void WalSource::commit(const core::Batch& batch, const core::Settlement& settlem
   if (queue_.confirmed() != before && stream_->streaming()) send_status(false);
 }
 
-void WalSource::park(const core::Batch& batch, const core::Settlement& settlement) {
+// Parks (once: a row parked already is not added again; a crash may come between the parking and the
+// slot's confirmation) the malformed rows of transactions skipped by exactly-once recovery.
+void WalSource::park_skipped(std::vector<core::RejectedRow> rows) {
+  if (rows.empty()) return;
+  core::Batch batch;
+  batch.rejected = std::move(rows);
+  core::Settlement settlement;
+  for (std::size_t i = 0; i < batch.rejected.size(); ++i)
+    settlement.park.push_back({i, true, batch.rejected[i].error});
+  park(batch, settlement, true);
+  for (const auto& r : batch.rejected)
+    spdlog::warn("parked malformed event \"{}\" (recovery: its transaction is in Kafka): {}", r.row.id,
+                 r.error);
+  if (held_) held_->parked += batch.rejected.size();
+}
+
+void WalSource::park(const core::Batch& batch, const core::Settlement& settlement, bool once) {
   const std::string what = "could not park poison events";
   if (!meta_ || PQstatus(meta_.get()) != CONNECTION_OK) connect_meta();
   if (!parked_table_ready_) {
@@ -387,7 +427,7 @@ void WalSource::park(const core::Batch& batch, const core::Settlement& settlemen
     parked_table_ready_ = true;
   }
   const auto rows = parked_rows_json(batch, settlement, router_.layout(), "wal slot " + cfg_.slot);
-  const auto r = exec(meta_.get(), insert_parked_sql(1), {rows}, cfg_.command_timeout, what);
+  const auto r = exec(meta_.get(), insert_parked_sql(1, "", once), {rows}, cfg_.command_timeout, what);
   if (!ok(r)) throw_query_error(r, what);
 }
 

@@ -152,11 +152,15 @@ class WalSource final : public core::OutboxSource {
   bool pump(std::size_t stop_at_records);
   [[nodiscard]] bool enough_ready(std::size_t stop_at_records) const;
   void handle(const CopyMessage& msg);
+  void handle_data(const XLogData& x);
   void tick();  // status updates, heartbeat, keepalive requests while catching up
   void send_status(bool request_reply);
   [[nodiscard]] Clock::time_point next_timer() const;
   [[nodiscard]] bool position_reached() const;
-  void park(const core::Batch& batch, const core::Settlement& settlement);
+  void park(const core::Batch& batch, const core::Settlement& settlement, bool once = false);
+  void park_skipped(std::vector<core::RejectedRow> rows);
+  // The position the slot may be confirmed at: queue_.confirmed(), or less while held_.
+  [[nodiscard]] uint64_t confirmable() const;
 
   WalSourceConfig cfg_;
   core::Router router_;
@@ -181,6 +185,16 @@ class WalSource final : public core::OutboxSource {
   std::atomic<bool> woken_{false};  // wake(): fetch() returns at its next check (within a status interval)
   uint64_t target_ = 0;             // pg_current_wal_lsn() at open(), for caught_up()
   uint64_t idle_position_ = 0;      // server read position with no transaction of ours open before it
+  uint64_t streamed_ = 0;           // the stream is read up to here (idle_position_ without recover()'s)
+  // Exactly-once recovery: Kafka holds the transactions up to `through`, but the malformed rows among
+  // them were to be parked when the slot was confirmed past them, which the crash prevented. The slot
+  // stays at `from` until the stream has been read up to `through` and those rows are parked.
+  struct Held {
+    uint64_t from = 0;
+    uint64_t through = 0;
+    std::size_t parked = 0;
+  };
+  std::optional<Held> held_;
   Clock::time_point last_activity_{};
 };
 

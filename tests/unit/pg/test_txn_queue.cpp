@@ -326,17 +326,20 @@ TEST_CASE("wal queue: reset drops everything") {
 
 TEST_CASE("skip_through: an exactly-once checkpoint confirms and drops what Kafka holds already") {
   pg::TxnQueue q(100);
-  q.push(txn(110, 1));
+  q.push(txn(110, 1, 1));
   q.push(txn(120, 2));
-  q.push(txn(130, 1));
-  q.skip_through(120);
+  q.push(txn(130, 1, 1));
+  const auto rows = q.skip_through(120);
+  REQUIRE(rows.size() == 1);  // the malformed row of the dropped transaction, for the source to park
+  CHECK(rows[0].row.id == "110.r0");
   CHECK(q.confirmed() == 120);
-  CHECK(q.ready_records() == 1);
+  CHECK(q.ready_records() == 2);  // 130: a record and a malformed row
   CHECK_FALSE(q.push(txn(115, 1)));  // re-sent by the server: dropped
   const auto b = q.take(10);
   REQUIRE(b.messages.size() == 1);
   CHECK(b.messages[0].id == "130.0");
-  q.skip_through(50);  // behind: nothing moves
+  CHECK(b.rejected.size() == 1);      // kept: after the checkpoint
+  CHECK(q.skip_through(50).empty());  // behind: nothing moves
   CHECK(q.confirmed() == 120);
 }
 
