@@ -310,6 +310,8 @@ void TransactionAssembler::on_message(const pgoutput::LogicalMessage& message) {
 void TransactionAssembler::add(core::Router::Result result, core::OutboxRow row) {
   if (skipping_ > 0) {  // in Kafka already (exactly-once recovery)
     --skipping_;
+    if (result.index() == 1)
+      skipped_rejected_.push_back({std::move(row), std::get<1>(std::move(result)), std::nullopt, 0});
     return;
   }
   // What the transaction holds, its vectors' spare capacity included: the read-ahead bound and the

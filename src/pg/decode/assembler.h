@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -110,6 +111,11 @@ class TransactionAssembler {
   // Exactly-once recovery: the first `records` records of the transaction whose commit record starts at
   // `commit_lsn` are in Kafka already; they are dropped when it streams in (once).
   void skip_records(uint64_t commit_lsn, uint64_t records) { skip_ = {commit_lsn, records}; }
+  // The malformed rows among the records dropped so far: Kafka holds the rest of their transaction,
+  // and they were to be parked when it was confirmed, which the crash prevented. For the source to park.
+  [[nodiscard]] std::vector<core::RejectedRow> take_skipped_rejected() {
+    return std::exchange(skipped_rejected_, {});
+  }
   // Forgets the partial transaction and the relations (a new stream starts with neither).
   void reset();
 
@@ -140,6 +146,7 @@ class TransactionAssembler {
     uint64_t records = 0;
   } skip_;
   uint64_t skipping_ = 0;  // records of the current transaction still to drop
+  std::vector<core::RejectedRow> skipped_rejected_;
 };
 
 }  // namespace outbox_relay::pg

@@ -88,7 +88,9 @@ void WalSource::open() {
       remember_slot(meta_.get(), cfg_, slot.confirmed_flush);
     }
     align_slot_failover(stream_->connection(), cfg_, slot);
-    auto start = std::max(queue_.confirmed(), slot.confirmed_flush);
+    // Not past a hold of exactly-once recovery (its rows to park would not be read again): the
+    // checkpoint is applied again after every open, and holds again.
+    auto start = std::max(confirmable(), slot.confirmed_flush);
     if (promoted()) start = follow_promotion(slot);
     target_ = current_wal_lsn(meta_.get(), cfg_);
     stream_->start(start, cfg_.publication, !cfg_.message_prefix.empty());
@@ -263,6 +265,7 @@ void WalSource::handle_data(const XLogData& x) {
     throw core::FatalError("could not decode the replication stream of slot \"" + cfg_.slot + "\" at " +
                            format_lsn(x.start_lsn) + ": " + e.what());
   }
+  park_skipped(assembler_.take_skipped_rejected());
   if (!txn) return;
   idle_position_ = std::max(idle_position_, txn->end_lsn);
   streamed_ = std::max(streamed_, txn->end_lsn);
@@ -284,7 +287,7 @@ void WalSource::send_status(bool request_reply) { stream_->send_status(confirmab
 WalSource::Clock::time_point WalSource::next_timer() const {
   auto t = stream_->last_status() + cfg_.status_interval;
   const bool idle = queue_.idle() && !assembler_.in_transaction();
-  if (idle && !position_reached()) t = std::min(t, stream_->last_reply_request() + kCatchUpProbe);
+  if (idle && (!position_reached() || held_)) t = std::min(t, stream_->last_reply_request() + kCatchUpProbe);
   if (idle && idle_position_ > queue_.confirmed()) t = std::min(t, last_activity_ + cfg_.heartbeat_interval);
   return t;
 }

@@ -384,13 +384,22 @@ TEST_CASE("assembler: a transaction larger than the chunk size comes out in chun
   CHECK(other->messages.size() == 1);
   (void)a.feed_bytes(fx::begin(0x500, 0, 7));
   ids.clear();
+  CHECK(a.take_skipped_rejected().empty());
   for (int i = 1; i <= 7; ++i) {
-    if (auto t = a.feed_bytes(fx::insert(fx::kOutboxOid, fx::outbox_row(std::to_string(i), "k", payload))))
+    auto row = fx::outbox_row(std::to_string(i), "k", payload);
+    if (i == 3) row[5] = fx::text("[1,2]");  // malformed (headers not an object): dropped with the rest
+    if (auto t = a.feed_bytes(fx::insert(fx::kOutboxOid, row)))
       for (const auto& m : t->messages) ids.push_back(m.id);
   }
   end = a.feed_bytes(fx::commit(0x500, 0x530, 0));
   for (const auto& m : end->messages) ids.push_back(m.id);
   CHECK(ids == std::vector<std::string>{"5", "6", "7"});
+  // ... but handed over to be parked: it was to be parked when the transaction was confirmed.
+  const auto skipped = a.take_skipped_rejected();
+  REQUIRE(skipped.size() == 1);
+  CHECK(skipped[0].row.id == "3");
+  CHECK(skipped[0].error.find("headers") != std::string::npos);
+  CHECK(a.take_skipped_rejected().empty());
   // Once only: the next time it is whole again.
   (void)a.feed_bytes(fx::begin(0x500, 0, 7));
   (void)a.feed_bytes(fx::insert(fx::kOutboxOid, fx::outbox_row("1", "k")));
