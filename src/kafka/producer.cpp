@@ -174,7 +174,16 @@ void Producer::throw_if_fatal() {
   if (!fatal_.load()) return;
   char buf[512];
   const auto err = rd_kafka_fatal_error(rk_.get(), buf, sizeof buf);
-  throw core::FatalError(std::string("kafka producer fatal error (") + rd_kafka_err2name(err) + "): " + buf);
+  std::string what = std::string("kafka producer fatal error (") + rd_kafka_err2name(err) + "): " + buf;
+  const bool fenced = err == RD_KAFKA_RESP_ERR__FENCED || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                      err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+  // Exactly-once and not fenced (e.g. librdkafka 2.0 failing the abort of a transaction whose partitions
+  // were being added when the cluster went away): this producer is done, nothing it sent is visible.
+  if (transactions_ && !fenced)
+    what +=
+        "; a restart fences the transactional id, which aborts what it left open, and resumes from the "
+        "checkpoint";
+  throw core::FatalError(what);
 }
 
 void Producer::send(std::span<const core::OutboxMessage> messages, std::span<core::Delivery> out) {
@@ -266,6 +275,16 @@ void Producer::forget_in_flight() noexcept {
 void Producer::abort() noexcept {
   if (!rk_) return;
   if (in_transaction_) {
+    // What is in flight is let finish first (bounded): librdkafka 2.0 can fail an abort that comes
+    // right after a transaction's first records, while their partitions are being added to it, with
+    // INVALID_TXN_STATE, which is fatal for the producer (librdkafka issue 4849). Acknowledged records
+    // of an aborted transaction are never visible to read_committed consumers.
+    if (outstanding_ > 0) {
+      try {
+        serve_until([this] { return outstanding_ == 0; }, kAbortSettle);
+      } catch (...) {  // fatal already: the abort below fails the same way
+      }
+    }
     // Purges what is queued, waits for what is in flight, and writes the abort markers: nothing of the
     // batch becomes visible to read_committed consumers.
     in_transaction_ = false;

@@ -58,6 +58,9 @@ class Producer final : public core::Publisher {
   // False when it did not come up in time, or the broker refuses it.
   bool prepare_topic(const std::string& name, std::chrono::milliseconds timeout);
 
+  // How long abort() lets a transaction's records in flight finish before it aborts (see abort()).
+  static constexpr std::chrono::milliseconds kAbortSettle{5000};
+
   // Topic handles kept between sends (bounded: see topic()).
   static constexpr std::size_t kMaxCachedTopics = 256;
   [[nodiscard]] std::size_t cached_topics() const { return topics_.size(); }

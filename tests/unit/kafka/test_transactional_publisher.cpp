@@ -88,3 +88,44 @@ TEST_CASE(
   CHECK_THROWS_AS(pub.begin(), std::logic_error);
   pub.abort();
 }
+
+TEST_CASE(
+    "transactional publisher: a transaction aborted right after its first records were sent (the "
+    "next batch recalled while the previous one commits) leaves both producers usable") {
+  kafka::TransactionConfig t;
+  t.identity = "unit.abort";
+  t.checkpoint_topic = "checkpoints";
+  t.timeout = 10s;
+  testing::MockCluster cluster;
+  cluster.create_topic("events", 4);
+  kafka::TransactionalPublisher pub(
+      kafka::producer_properties(cluster.bootstraps(), {{"linger.ms", "0"}, {"message.timeout.ms", "5000"}}),
+      t);
+  pub.fence();
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    auto a = events(round * 10, 3), b = events(round * 10 + 5, 3);
+    for (std::size_t i = 0; i < b.size(); ++i) b[i].key = "k" + std::to_string(i);  // several partitions
+    std::vector<core::Delivery> da(a.size()), db(b.size());
+    pub.begin();
+    pub.send(a, da);
+    REQUIRE(pub.await(da, 10s));
+    pub.begin();
+    pub.send(b, db);  // its partitions are being added to the transaction ...
+    core::Checkpoint cp;
+    cp.ids = {"x"};
+    pub.commit(cp);
+    pub.abort();  // ... when it is aborted (the marking of a's rows failed)
+    CHECK_FALSE(pub.first().in_transaction());
+  }
+  // Still usable: a transaction commits.
+  auto c = events(1000, 2);
+  std::vector<core::Delivery> dc(c.size());
+  pub.begin();
+  pub.send(c, dc);
+  REQUIRE(pub.await(dc, 10s));
+  CHECK(all_acked(dc));
+  core::Checkpoint cp;
+  cp.ids = {"1000", "1001"};
+  CHECK_NOTHROW(pub.commit(cp));
+}
