@@ -17,6 +17,12 @@ struct Pending {
   uint64_t generation;  // the send() it belongs to; a report for an abandoned send is dropped
 };
 
+// The producer's transactional id was taken over (by a newer producer of the same id).
+bool is_fencing(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__FENCED || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+         err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
 }  // namespace
 
 bool is_poison_error(int code) {
@@ -175,11 +181,9 @@ void Producer::throw_if_fatal() {
   char buf[512];
   const auto err = rd_kafka_fatal_error(rk_.get(), buf, sizeof buf);
   std::string what = std::string("kafka producer fatal error (") + rd_kafka_err2name(err) + "): " + buf;
-  const bool fenced = err == RD_KAFKA_RESP_ERR__FENCED || err == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-                      err == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
   // Exactly-once and not fenced (e.g. librdkafka 2.0 failing the abort of a transaction whose partitions
   // were being added when the cluster went away): this producer is done, nothing it sent is visible.
-  if (transactions_ && !fenced)
+  if (transactions_ && !is_fencing(err))
     what +=
         "; a restart fences the transactional id, which aborts what it left open, and resumes from the "
         "checkpoint";
@@ -317,9 +321,7 @@ namespace {
 [[noreturn]] void throw_transaction_error(rd_kafka_error_t* e, const std::string& what) {
   const std::string msg = what + ": " + rd_kafka_error_string(e);
   const bool fatal = rd_kafka_error_is_fatal(e) != 0;
-  const bool fenced = rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__FENCED ||
-                      rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-                      rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+  const bool fenced = is_fencing(rd_kafka_error_code(e));
   rd_kafka_error_destroy(e);
   if (fatal || fenced) {
     throw core::FatalError(msg + (fenced ? " (another relay with the same transactional id took over)" : ""));
@@ -352,9 +354,8 @@ std::optional<core::Checkpoint> Producer::recover() {
   // refresh (a second) before the first commit can flush it.
   const auto& name = transactions_->checkpoint_topic;
   ensure_checkpoint_topic(rk_.get(), name, transactions_->timeout);
-  if (wait_for_leaders(rk_.get(), name, transactions_->timeout) != TopicReadiness::kReady)
+  if (!prepare_topic(name, transactions_->timeout))
     throw core::TransientError("checkpoint topic \"" + name + "\" has no leader for each partition yet");
-  topic(name);
   auto cp = read_checkpoint(properties_, transactions_->checkpoint_topic, transactions_->identity,
                             transactions_->timeout);
   if (cp) {

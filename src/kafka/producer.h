@@ -52,10 +52,11 @@ class Producer final : public core::Publisher {
   [[nodiscard]] bool transactional() const override { return transactions_.has_value(); }
   [[nodiscard]] bool in_transaction() const { return in_transaction_; }
 
-  // Before the first record to `name` (the dead-letter topic, known at start and written rarely, so
-  // that its first record does not meet a topic being created): waits up to `timeout` until each of
-  // its partitions has a leader that answers for it (a broker that auto-creates topics creates it).
-  // False when it did not come up in time, or the broker refuses it.
+  // Before the first record to `name` (a topic known at start: the dead-letter topic, written rarely,
+  // and the checkpoint topic just created, so that the first record does not meet a topic being
+  // created): waits up to `timeout` until each of its partitions has a leader that answers for it (a
+  // broker that auto-creates topics creates it), then keeps its handle. False when it did not come up
+  // in time, or the broker refuses it.
   bool prepare_topic(const std::string& name, std::chrono::milliseconds timeout);
 
   // How long abort() lets a transaction's records in flight finish before it aborts (see abort()).

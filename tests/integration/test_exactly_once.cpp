@@ -106,6 +106,13 @@ std::vector<std::string> eos_args(const std::string& url, std::vector<std::strin
   return relay_args(url, a);
 }
 
+// A WAL-mode relay on `slot` that exits once idle, with eos_args.
+std::vector<std::string> wal_eos_args(const std::string& url, const std::string& slot,
+                                      std::vector<std::string> extra = {}) {
+  extra.insert(extra.end(), {"--exit-when-idle", "--mode", "wal", "--slot", slot});
+  return eos_args(url, extra);
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -182,18 +189,15 @@ TEST_CASE(
   const auto url = fresh_database("ite_wal_published");
   const std::string slot = "ite_wal_published";
   const auto topic = "ite.wal.published." + unique_suffix();
-  const auto wal = [&](std::vector<std::string> extra) {
-    extra.insert(extra.end(), {"--mode", "wal", "--slot", slot});
-    return eos_args(url, extra);
-  };
-  run_until_idle(wal({"--exit-when-idle"}));  // creates slot and publication
+  const auto args = wal_eos_args(url, slot);
+  run_until_idle(args);  // creates slot and publication
   const auto committed = write(url, topic, 600, 6);
-  run_until_killed(wal({"--exit-when-idle"}), "published:3");
+  run_until_killed(args, "published:3");
   // The third batch's transaction is in Kafka, its slot confirmation was never sent: the restart
   // confirms it from the checkpoint and is then killed with the fourth batch's transaction open.
-  const auto second = run_until_killed(wal({"--exit-when-idle"}), "delivered:1");
+  const auto second = run_until_killed(args, "delivered:1");
   CHECK(second.find("exactly-once checkpoint applied") != std::string::npos);
-  run_until_idle(wal({"--exit-when-idle"}));
+  run_until_idle(args);
   require_exactly_once(topic, committed);
   CHECK(consume_all(topic, "read_uncommitted").size() > committed.size());  // the aborted batch
 }
@@ -204,11 +208,8 @@ TEST_CASE(
   const auto url = fresh_database("ite_wal_rejected");
   const std::string slot = "ite_wal_rejected";
   const auto topic = "ite.wal.rejected." + unique_suffix();
-  const auto wal = [&](std::vector<std::string> extra) {
-    extra.insert(extra.end(), {"--mode", "wal", "--slot", slot});
-    return eos_args(url, extra);
-  };
-  run_until_idle(wal({"--exit-when-idle"}));
+  const auto args = wal_eos_args(url, slot);
+  run_until_idle(args);
   // Six transactions of 100 events (a batch each); the third also holds a row whose headers are not
   // a JSON object.
   for (int t = 0; t < 6; ++t) {
@@ -230,16 +231,16 @@ TEST_CASE(
     committed.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
   // Killed after the third batch's Kafka commit: its records and checkpoint are in Kafka, its
   // malformed row not parked, the slot not confirmed past it.
-  run_until_killed(wal({"--exit-when-idle"}), "published:3");
+  run_until_killed(args, "published:3");
   CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_parked") == 0);
-  const auto out = run_until_idle(wal({"--exit-when-idle"}));
+  const auto out = run_until_idle(args);
   INFO(out);
   CHECK(out.find("exactly-once recovery: 1 malformed rows") != std::string::npos);
   CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_parked WHERE id = '" + bad +
                            "' AND error LIKE 'headers must be a JSON object%'") == 1);
   require_exactly_once(topic, committed);
   // The slot moved past it once it was parked: the next start has nothing to park again.
-  const auto third = run_until_idle(wal({"--exit-when-idle"}));
+  const auto third = run_until_idle(args);
   CHECK(third.find("exactly-once recovery") == std::string::npos);
   CHECK(sql_count(url, "SELECT count(*) FROM outbox_relay_parked") == 1);
 }
@@ -250,12 +251,9 @@ TEST_CASE(
   const auto url = fresh_database("ite_wal_chunks");
   const std::string slot = "ite_wal_chunks";
   const auto topic = "ite.wal.chunks." + unique_suffix();
-  const auto wal = [&](std::vector<std::string> extra) {
-    // Chunks of 256 KiB: about 100 of these 2 KB events each.
-    extra.insert(extra.end(), {"--mode", "wal", "--slot", slot, "--batch-bytes", "256KiB"});
-    return eos_args(url, extra);
-  };
-  run_until_idle(wal({"--exit-when-idle"}));
+  // Chunks of 256 KiB: about 100 of these 2 KB events each.
+  const auto args = wal_eos_args(url, slot, {"--batch-bytes", "256KiB"});
+  run_until_idle(args);
   sql(url,
       "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, topic) SELECT 'order', 'k' || "
       "(i % 20), 'order-created', jsonb_build_object('seq', i, 'pad', repeat('x', 2000)), '" +
@@ -263,8 +261,8 @@ TEST_CASE(
   std::vector<std::pair<std::string, std::string>> committed;
   for (const auto& r : sql(url, "SELECT id::text, aggregate_id FROM outbox ORDER BY outbox.id"))
     committed.emplace_back(r[0].as<std::string>(), r[1].as<std::string>());
-  run_until_killed(wal({"--exit-when-idle"}), "published:3");
-  const auto out = run_until_idle(wal({"--exit-when-idle"}));
+  run_until_killed(args, "published:3");
+  const auto out = run_until_idle(args);
   INFO(out);
   const auto at = out.find("exactly-once checkpoint applied: the first ");
   REQUIRE(at != std::string::npos);

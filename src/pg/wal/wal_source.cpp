@@ -284,25 +284,29 @@ uint64_t WalSource::confirmable() const {
 
 void WalSource::send_status(bool request_reply) { stream_->send_status(confirmable(), request_reply); }
 
+bool WalSource::stream_idle() const { return queue_.idle() && !assembler_.in_transaction(); }
+
+// The server's answer to a reply request (a keepalive: how far it has sent) tells an idle stream that
+// it is caught up, or (held_) how far it has been read.
+bool WalSource::wants_reply() const { return stream_idle() && (!position_reached() || held_); }
+
 WalSource::Clock::time_point WalSource::next_timer() const {
   auto t = stream_->last_status() + cfg_.status_interval;
-  const bool idle = queue_.idle() && !assembler_.in_transaction();
-  if (idle && (!position_reached() || held_)) t = std::min(t, stream_->last_reply_request() + kCatchUpProbe);
+  const bool idle = stream_idle();
+  if (wants_reply()) t = std::min(t, stream_->last_reply_request() + kCatchUpProbe);
   if (idle && idle_position_ > queue_.confirmed()) t = std::min(t, last_activity_ + cfg_.heartbeat_interval);
   return t;
 }
 
 void WalSource::tick() {
   const auto now = Clock::now();
-  const bool idle = queue_.idle() && !assembler_.in_transaction();
+  const bool idle = stream_idle();
   if (idle && idle_position_ > queue_.confirmed() && now - last_activity_ >= cfg_.heartbeat_interval &&
       queue_.advance_idle(idle_position_)) {
     spdlog::debug("nothing to relay up to {}: moving slot \"{}\" there", format_lsn(idle_position_),
                   cfg_.slot);
   }
-  // While held_, the server's answer (a keepalive) tells how far the stream has been read.
-  const bool probe =
-      idle && (!position_reached() || held_) && now - stream_->last_reply_request() >= kCatchUpProbe;
+  const bool probe = wants_reply() && now - stream_->last_reply_request() >= kCatchUpProbe;
   if (probe || confirmable() != stream_->sent_flush() || now - stream_->last_status() >= cfg_.status_interval)
     send_status(probe);
 }
@@ -444,9 +448,7 @@ void WalSource::abandon(const core::Batch& batch) noexcept {
   }
 }
 
-bool WalSource::caught_up() const {
-  return stream_->streaming() && queue_.idle() && !assembler_.in_transaction() && position_reached();
-}
+bool WalSource::caught_up() const { return stream_->streaming() && stream_idle() && position_reached(); }
 
 void WalSource::close() noexcept {
   if (stream_->streaming()) {

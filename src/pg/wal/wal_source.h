@@ -157,6 +157,9 @@ class WalSource final : public core::OutboxSource {
   void send_status(bool request_reply);
   [[nodiscard]] Clock::time_point next_timer() const;
   [[nodiscard]] bool position_reached() const;
+  // Nothing of ours buffered, in flight or half-read from the stream.
+  [[nodiscard]] bool stream_idle() const;
+  [[nodiscard]] bool wants_reply() const;
   void park(const core::Batch& batch, const core::Settlement& settlement, bool once = false);
   void park_skipped(std::vector<core::RejectedRow> rows);
   // The position the slot may be confirmed at: queue_.confirmed(), or less while held_.

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,21 +36,30 @@ bool all_acked(const std::vector<core::Delivery>& d) {
   return true;
 }
 
+// Both producers of `identity` on `cluster` (one cluster, as on a real one), fenced. (recover() would
+// also create the checkpoint topic, which needs a controller the mock lacks.)
+std::unique_ptr<kafka::TransactionalPublisher> fenced_publisher(testing::MockCluster& cluster,
+                                                                const std::string& identity) {
+  kafka::TransactionConfig t;
+  t.identity = identity;
+  t.checkpoint_topic = "checkpoints";
+  t.timeout = 10s;
+  auto pub = std::make_unique<kafka::TransactionalPublisher>(
+      kafka::producer_properties(cluster.bootstraps(), {{"linger.ms", "0"}, {"message.timeout.ms", "5000"}}),
+      t);
+  pub->fence();
+  return pub;
+}
+
 }  // namespace
 
 TEST_CASE(
     "transactional publisher: the next transaction is sent while the previous one commits; commits "
     "close the oldest; abort closes both") {
-  kafka::TransactionConfig t;
-  t.identity = "unit.pair";
-  t.checkpoint_topic = "checkpoints";
-  t.timeout = 10s;
-  testing::MockCluster cluster;  // both producers on one cluster, as on a real one
+  testing::MockCluster cluster;
   cluster.create_topic("events", 2);
-  kafka::TransactionalPublisher pub(
-      kafka::producer_properties(cluster.bootstraps(), {{"linger.ms", "0"}, {"message.timeout.ms", "5000"}}),
-      t);
-  pub.fence();  // (recover() also creates the checkpoint topic, which needs a controller the mock lacks)
+  const auto owner = fenced_publisher(cluster, "unit.pair");
+  auto& pub = *owner;
   REQUIRE(pub.overlapping());
 
   const auto a = events(1, 3), b = events(4, 3), c = events(7, 2);
@@ -92,16 +102,10 @@ TEST_CASE(
 TEST_CASE(
     "transactional publisher: a transaction aborted right after its first records were sent (the "
     "next batch recalled while the previous one commits) leaves both producers usable") {
-  kafka::TransactionConfig t;
-  t.identity = "unit.abort";
-  t.checkpoint_topic = "checkpoints";
-  t.timeout = 10s;
   testing::MockCluster cluster;
   cluster.create_topic("events", 4);
-  kafka::TransactionalPublisher pub(
-      kafka::producer_properties(cluster.bootstraps(), {{"linger.ms", "0"}, {"message.timeout.ms", "5000"}}),
-      t);
-  pub.fence();
+  const auto owner = fenced_publisher(cluster, "unit.abort");
+  auto& pub = *owner;
   for (int round = 0; round < 20; ++round) {
     CAPTURE(round);
     auto a = events(round * 10, 3), b = events(round * 10 + 5, 3);

@@ -333,7 +333,7 @@ TEST_CASE("skip_through: an exactly-once checkpoint confirms and drops what Kafk
   REQUIRE(rows.size() == 1);  // the malformed row of the dropped transaction, for the source to park
   CHECK(rows[0].row.id == "110.r0");
   CHECK(q.confirmed() == 120);
-  CHECK(q.ready_records() == 2);  // 130: a record and a malformed row
+  CHECK(q.ready_records() == 2);     // 130: a record and a malformed row
   CHECK_FALSE(q.push(txn(115, 1)));  // re-sent by the server: dropped
   const auto b = q.take(10);
   REQUIRE(b.messages.size() == 1);
