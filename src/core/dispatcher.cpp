@@ -207,6 +207,9 @@ void Dispatcher::start(InFlight& f) {
   f.deliveries.assign(f.batch.messages.size(), Delivery{});
   f.sending = true;
   publisher_.begin();
+  if (publisher_.transactional()) {
+    if (const auto expected = source_.expected_checkpoint(f.batch)) publisher_.expect(*expected);
+  }
   if (config_.on_poison == PoisonPolicy::kBlock) {
     publish_in_waves(f);
   } else {

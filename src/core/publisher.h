@@ -35,6 +35,12 @@ class Publisher {
   // commit failed and was aborted (nothing of the batch is visible: retry it), FatalError when fenced.
   virtual void commit(const Checkpoint& checkpoint) { (void)checkpoint; }
 
+  // Writes, in the open transaction and beside the batch's records, the checkpoint that commit() is
+  // expected to get (the batch's, were every record acknowledged), so that the commit need not add
+  // the checkpoint's partition and write it then: two round trips fewer. commit() still writes the
+  // checkpoint it gets when that differs; the transaction's last one is what a restart reads.
+  virtual void expect(const Checkpoint& checkpoint) { (void)checkpoint; }
+
   // True when records are only visible once commit() succeeds (exactly-once).
   [[nodiscard]] virtual bool transactional() const { return false; }
 

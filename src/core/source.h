@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -44,6 +45,14 @@ class OutboxSource {
     (void)batch;
     (void)settlement;
     return {};
+  }
+
+  // Exactly-once: checkpoint(batch, settlement) for the settlement in which this batch and every batch
+  // fetched before it and not committed yet are acknowledged in full, known before they are sent
+  // (Publisher::expect()); nullopt when the source cannot tell in advance.
+  [[nodiscard]] virtual std::optional<Checkpoint> expected_checkpoint(const Batch& batch) const {
+    (void)batch;
+    return std::nullopt;
   }
 
   // Exactly-once: applies the last checkpoint committed in Kafka, before the first fetch after open()

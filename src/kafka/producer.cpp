@@ -292,6 +292,7 @@ void Producer::abort() noexcept {
     // Purges what is queued, waits for what is in flight, and writes the abort markers: nothing of the
     // batch becomes visible to read_committed consumers.
     in_transaction_ = false;
+    checkpoint_written_.reset();
     for (int attempt = 0; attempt < 3; ++attempt) {
       rd_kafka_error_t* e =
           rd_kafka_abort_transaction(rk_.get(), static_cast<int>(transactions_->timeout.count()));
@@ -373,13 +374,26 @@ void Producer::begin() {
     throw_transaction_error(e, "could not begin a kafka transaction");
   }
   in_transaction_ = true;
+  checkpoint_written_.reset();
 }
 
-void Producer::commit(const core::Checkpoint& checkpoint) {
+// The checkpoint record goes out with the batch's records: its partition joins the transaction in the
+// same AddPartitionsToTxn round trip as theirs, and the commit does not wait for another round trip
+// to add it and another to write it. Written again at commit only if the batch settled otherwise.
+void Producer::expect(const core::Checkpoint& checkpoint) {
   if (!transactions_) return;
   throw_if_fatal();
-  if (!in_transaction_) throw core::TransientError("no kafka transaction to commit");
-  const auto value = core::encode_checkpoint(checkpoint, transactions_->identity);
+  if (!in_transaction_) throw core::TransientError("no kafka transaction to write a checkpoint in");
+  write_checkpoint(core::encode_checkpoint(checkpoint, transactions_->identity));
+}
+
+bool Producer::await_checkpoint(std::chrono::milliseconds timeout) {
+  if (!checkpoint_written_) return true;
+  return serve_until([this] { return checkpoint_delivery_.status != core::DeliveryStatus::kPending; },
+                     timeout);
+}
+
+void Producer::write_checkpoint(const std::string& value) {
   const auto& key = transactions_->identity;
   checkpoint_delivery_ = {};
   auto* p = new Pending{&checkpoint_delivery_, generation_};
@@ -398,6 +412,17 @@ void Producer::commit(const core::Checkpoint& checkpoint) {
     throw core::TransientError(std::string("could not write the checkpoint: ") + rd_kafka_err2str(err));
   }
   ++outstanding_;
+  ++checkpoint_records_;
+  checkpoint_written_ = value;
+}
+
+void Producer::commit(const core::Checkpoint& checkpoint) {
+  if (!transactions_) return;
+  throw_if_fatal();
+  if (!in_transaction_) throw core::TransientError("no kafka transaction to commit");
+  // The last checkpoint record of a transaction is the one a restart reads.
+  auto value = core::encode_checkpoint(checkpoint, transactions_->identity);
+  if (checkpoint_written_ != value) write_checkpoint(value);
   // Commit flushes the checkpoint record first. A retriable failure leaves the outcome open: commit
   // again until it is known (the records must not be sent again if it went through). Past the
   // transaction timeout the process ends, and the next start learns the outcome from the checkpoint.
@@ -425,6 +450,7 @@ void Producer::commit(const core::Checkpoint& checkpoint) {
     rd_kafka_error_destroy(e);
   }
   in_transaction_ = false;
+  checkpoint_written_.reset();
   rd_kafka_poll(rk_.get(), 0);
   forget_in_flight();  // every report was served by the commit's flush
 }

@@ -48,9 +48,15 @@ class Producer final : public core::Publisher {
   void fence();
   std::optional<core::Checkpoint> recover() override;
   void begin() override;
+  void expect(const core::Checkpoint& checkpoint) override;
   void commit(const core::Checkpoint& checkpoint) override;
   [[nodiscard]] bool transactional() const override { return transactions_.has_value(); }
   [[nodiscard]] bool in_transaction() const { return in_transaction_; }
+  // Serves delivery reports until the open transaction's checkpoint record (written by expect()) has
+  // a final report, up to `timeout`; true at once when none is in flight.
+  bool await_checkpoint(std::chrono::milliseconds timeout);
+  // Checkpoint records written in transactions so far (for tests: one per commit when expect() was right).
+  [[nodiscard]] std::size_t checkpoint_records() const { return checkpoint_records_; }
 
   // Before the first record to `name` (a topic known at start: the dead-letter topic, written rarely,
   // and the checkpoint topic just created, so that the first record does not meet a topic being
@@ -83,6 +89,7 @@ class Producer final : public core::Publisher {
   void throw_if_fatal();
   bool serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
   void forget_in_flight() noexcept;
+  void write_checkpoint(const std::string& value);
 
   struct RdKafkaDeleter {
     void operator()(rd_kafka_s* rk) const;
@@ -95,6 +102,8 @@ class Producer final : public core::Publisher {
   bool initialized_ = false;     // init_transactions() done
   bool in_transaction_ = false;  // begin() called, not yet committed or aborted
   core::Delivery checkpoint_delivery_;
+  std::optional<std::string> checkpoint_written_;  // the open transaction's checkpoint record, if any
+  std::size_t checkpoint_records_ = 0;
   std::unique_ptr<rd_kafka_s, RdKafkaDeleter> rk_;
   std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_s, TopicDeleter>> topics_;
   std::size_t outstanding_ = 0;  // reports still due for every send(); dispatcher thread only

@@ -2,13 +2,15 @@
 
 #include <future>
 #include <stdexcept>
+#include <string>
 
 #include "core/errors.h"
 
 namespace outbox_relay::kafka {
 
 TransactionalPublisher::TransactionalPublisher(const std::vector<Property>& properties,
-                                               const TransactionConfig& transactions) {
+                                               const TransactionConfig& transactions)
+    : timeout_(transactions.timeout) {
   auto second = transactions;
   second.id_suffix = transactions.id_suffix + kSecondSuffix;
   producers_[0] = std::make_unique<Producer>(properties, transactions);
@@ -37,6 +39,12 @@ void TransactionalPublisher::begin() {
   const auto p = next_;
   if (open_.size() >= producers_.size()) {
     throw std::logic_error("transactional publisher: begin() with both transactions open");
+  }
+  // In the checkpoint topic the newer transaction's record must follow the open one's: the latest
+  // committed record is the relay's progress.
+  if (!open_.empty() && !producers_[open_.back()]->await_checkpoint(timeout_)) {
+    throw core::TransientError("the kafka transaction's checkpoint record was not acknowledged within " +
+                               std::to_string(timeout_.count()) + " ms");
   }
   producers_[p]->begin();
   next_ = 1 - p;

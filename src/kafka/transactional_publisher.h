@@ -12,10 +12,14 @@
 // transaction's records follow the older one's; commits go in order (commit() closes the oldest open
 // transaction), so the one checkpoint key both write holds the relay's progress in its latest committed
 // record; abort() aborts both, so a failed older commit never lets the newer transaction through.
+// The previous transaction's checkpoint record (written early, beside its records: expect()) must be
+// acknowledged too before the next one begins, so that the next one's lands after it in the
+// checkpoint topic.
 // recover() fences both transactional ids (identity and identity + "~1") before the checkpoint is read,
 // so a predecessor's open transaction on either is aborted first.
 
 #include <array>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -40,6 +44,7 @@ class TransactionalPublisher final : public core::Publisher {
   void fence();
   void begin() override;
   void commit(const core::Checkpoint& checkpoint) override;
+  void expect(const core::Checkpoint& checkpoint) override { newest().expect(checkpoint); }
   [[nodiscard]] bool transactional() const override { return true; }
   [[nodiscard]] bool overlapping() const override { return true; }
   void send(std::span<const core::OutboxMessage> messages, std::span<core::Delivery> out) override {
@@ -59,6 +64,7 @@ class TransactionalPublisher final : public core::Publisher {
   // The producer of the newest open transaction (the last begun when none is open).
   Producer& newest() { return *producers_[open_.empty() ? 1 - next_ : open_.back()]; }
   std::array<std::unique_ptr<Producer>, 2> producers_;
+  std::chrono::milliseconds timeout_;
   std::size_t next_ = 0;          // the producer the next begin() uses
   std::deque<std::size_t> open_;  // producers with an open transaction, oldest first
 };

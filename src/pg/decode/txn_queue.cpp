@@ -70,6 +70,17 @@ core::Batch TxnQueue::take(std::size_t max, std::size_t max_bytes) {
   return batch;
 }
 
+// Moves `confirm` and `partial` past one settled in-flight transaction (or chunk).
+void TxnQueue::settle_one(const Shell& shell, uint64_t& confirm, Partial& partial) {
+  if (shell.complete) {
+    confirm = std::max(confirm, shell.end_lsn);
+    partial = {};
+  } else {
+    if (partial.commit_lsn != shell.commit_lsn) partial = {shell.commit_lsn, 0};
+    partial.records += shell.size();
+  }
+}
+
 TxnQueue::CommitPlan TxnQueue::plan(const core::Batch& batch, const core::Settlement& settlement) const {
   if (batches_.empty() || batch.source_tag != batches_.front().tag) {
     throw std::logic_error("wal source: commit of a batch that is not the oldest in flight");
@@ -81,18 +92,30 @@ TxnQueue::CommitPlan TxnQueue::plan(const core::Batch& batch, const core::Settle
   for (auto it = in_flight_.begin(); it != in_flight_.end() && plan.settled < entries; ++it) {
     if (!settlement.durable(it->end_lsn)) break;
     ++plan.settled;
-    if (it->complete) {
-      plan.confirm = std::max(plan.confirm, it->end_lsn);
-      plan.partial = {};
-    } else {
-      if (plan.partial.commit_lsn != it->commit_lsn) plan.partial = {it->commit_lsn, 0};
-      plan.partial.records += it->size();
-    }
+    settle_one(*it, plan.confirm, plan.partial);
   }
   plan.retry = plan.settled < entries;
   for (const auto& p : settlement.park)
     (p.rejected ? plan.park_rejected : plan.park_messages).push_back(p.index);
   return plan;
+}
+
+std::pair<uint64_t, TxnQueue::Partial> TxnQueue::settled_through(const core::Batch& batch) const {
+  std::size_t entries = 0;
+  bool found = false;
+  for (const auto& b : batches_) {
+    entries += b.entries;
+    if (b.tag == batch.source_tag) {
+      found = true;
+      break;
+    }
+  }
+  if (batch.source_tag == 0 || !found) throw std::logic_error("wal source: the batch is not in flight");
+  std::pair<uint64_t, Partial> out{confirmed_, partial_};
+  auto it = in_flight_.begin();
+  for (std::size_t i = 0; i < entries && it != in_flight_.end(); ++i, ++it)
+    settle_one(*it, out.first, out.second);
+  return out;
 }
 
 void TxnQueue::finish(const CommitPlan& plan, const core::Batch& batch) {

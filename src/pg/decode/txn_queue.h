@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <utility>
 #include <vector>
 
 #include "core/batch.h"
@@ -69,6 +70,10 @@ class TxnQueue {
   // transaction's confirmation (the settlement parks only durable ones), so a transaction fetched again
   // is never parked twice. Throws std::logic_error when `batch` is not the oldest batch in flight.
   [[nodiscard]] CommitPlan plan(const core::Batch& batch, const core::Settlement& settlement) const;
+  // Where confirmed and partial would be once `batch` (any batch in flight) and every batch before it
+  // settled in full: what plan() of it gives then, computed before they settle. Throws
+  // std::logic_error when `batch` is not in flight.
+  [[nodiscard]] std::pair<uint64_t, Partial> settled_through(const core::Batch& batch) const;
   // Applies a plan for `batch` (after the parking succeeded): confirmed moves; on retry the batch's
   // transactions after it go back to ready, in stream order. A batch in flight behind it must then be
   // abandoned too (its events must follow the retried ones): nothing is taken until it is.
@@ -122,6 +127,7 @@ class TxnQueue {
     Transaction txn;
   };
 
+  static void settle_one(const Shell& shell, uint64_t& confirm, Partial& partial);
   // Rebuilds the shells [first, first + count) of in_flight_, whose records start at the given indexes
   // of `batch`, and merges them into ready in stream order; the shells leave in_flight_.
   void requeue(std::list<Shell>::iterator first, std::size_t count, const core::Batch& batch,

@@ -406,6 +406,13 @@ core::Checkpoint PollSource::checkpoint(const core::Batch& batch, const core::Se
   return c;
 }
 
+std::optional<core::Checkpoint> PollSource::expected_checkpoint(const core::Batch& batch) const {
+  core::Checkpoint c;
+  c.ids.reserve(batch.messages.size());
+  for (const auto& m : batch.messages) c.ids.push_back(m.id);
+  return c;
+}
+
 // Rolls back every open claim: a batch claimed behind the abandoned one must not be marked sent before
 // the abandoned rows are published again.
 void PollSource::abandon(const core::Batch& /*batch*/) noexcept {

@@ -35,6 +35,7 @@ class PollSource final : public core::OutboxSource {
   // Exactly-once: the checkpoint names the ids a batch's transaction published (none while idle).
   [[nodiscard]] core::Checkpoint checkpoint(const core::Batch& batch,
                                             const core::Settlement& settlement) const override;
+  [[nodiscard]] std::optional<core::Checkpoint> expected_checkpoint(const core::Batch& batch) const override;
   void recover(const core::Checkpoint& checkpoint) override;
   void abandon(const core::Batch& batch) noexcept override;
   [[nodiscard]] bool caught_up() const override { return caught_up_ && leader_; }

@@ -364,6 +364,16 @@ core::Checkpoint WalSource::checkpoint(const core::Batch& batch, const core::Set
   return c;
 }
 
+std::optional<core::Checkpoint> WalSource::expected_checkpoint(const core::Batch& batch) const {
+  if (batch.empty()) return std::nullopt;
+  const auto [confirm, partial] = queue_.settled_through(batch);
+  core::Checkpoint c;
+  c.position = confirm;
+  c.partial_lsn = partial.commit_lsn;
+  c.partial_records = partial.records;
+  return c;
+}
+
 // Transactions ending at or before the checkpoint are in Kafka: skipped, and the slot confirmed there.
 // A transaction published in part (and not behind the slot already): its first records are dropped as it
 // streams in again.

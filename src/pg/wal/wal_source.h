@@ -105,6 +105,7 @@ class WalSource final : public core::OutboxSource {
   // position while idle).
   [[nodiscard]] core::Checkpoint checkpoint(const core::Batch& batch,
                                             const core::Settlement& settlement) const override;
+  [[nodiscard]] std::optional<core::Checkpoint> expected_checkpoint(const core::Batch& batch) const override;
   void recover(const core::Checkpoint& checkpoint) override;
 
   void abandon(const core::Batch& batch) noexcept override;

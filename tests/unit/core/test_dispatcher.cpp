@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <optional>
 
 #include "core/dispatcher.h"
 #include "core/errors.h"
@@ -70,6 +71,14 @@ struct FakeSource : OutboxSource {
     for (const auto i : st.done) c.ids.push_back(b.messages[i].id);
     return c;
   }
+  bool expects = false;  // expected_checkpoint() names the batch's ids (as poll mode's does)
+  [[nodiscard]] std::optional<Checkpoint> expected_checkpoint(const Batch& b) const override {
+    if (!expects) return std::nullopt;
+    Checkpoint c;
+    c.position = b.messages.size();
+    for (const auto& m : b.messages) c.ids.push_back(m.id);
+    return c;
+  }
   [[nodiscard]] Ordering ordering() const override { return order; }
   void commit(const Batch& b, const Settlement& st) override {
     Commit c;
@@ -134,6 +143,12 @@ struct FakePublisher : Publisher {
   void begin() override {
     ++begins;
     if (log != nullptr && is_transactional) log->push_back("begin");
+  }
+  std::vector<Checkpoint> expected;               // expect() arguments
+  std::vector<std::size_t> expected_after_sends;  // how many send() calls came before each expect()
+  void expect(const Checkpoint& c) override {
+    expected.push_back(c);
+    expected_after_sends.push_back(sent.size());
   }
   void commit(const Checkpoint& c) override {
     checkpoints.push_back(c);
@@ -870,4 +885,45 @@ TEST_CASE("transaction boundary, overlapping publisher: a batch not acknowledged
   CHECK(log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "fetch 3 wait 0", "abort",
                                         "commit -", "abort", "abandon"});
   CHECK(rig.publisher.sent.size() == 1);  // 3 never sent
+}
+
+TEST_CASE(
+    "exactly-once: the expected checkpoint goes out when the transaction begins, before its records; "
+    "the committed one equals it when every record was acknowledged") {
+  PipelinedRig rig;
+  rig.publisher.is_transactional = true;
+  rig.publisher.is_overlapping = true;
+  rig.source.expects = true;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  rig.source.batches.push_back(batch_of({"4", "5"}));
+  SUBCASE("all acknowledged") {
+    auto d = rig.make();
+    CHECK(d.step() == StepResult::kPublished);
+    CHECK(d.step() == StepResult::kPublished);
+    CHECK(d.step() == StepResult::kPublished);
+    REQUIRE(rig.publisher.expected.size() == 3);
+    CHECK(rig.publisher.expected_after_sends == std::vector<std::size_t>{0, 1, 2});
+    REQUIRE(rig.publisher.checkpoints.size() == 3);
+    CHECK(rig.publisher.expected == rig.publisher.checkpoints);
+  }
+  SUBCASE("a poison event: its transaction, expected checkpoint included, is aborted") {
+    rig.publisher.outcome["t:4"] = {DeliveryStatus::kPoison, "Broker: Message size too large", -1, -1};
+    auto d = rig.make();
+    for (int i = 0; i < 3; ++i) (void)d.step();
+    REQUIRE(rig.publisher.expected.size() >= 3);
+    CHECK(rig.publisher.expected[2].ids == std::vector<std::string>{"4", "5"});
+    CHECK(rig.publisher.aborts == 1);
+    REQUIRE(rig.publisher.checkpoints.size() == 2);  // 1,2 and 3: nothing committed for 4,5
+    CHECK(rig.publisher.checkpoints[1].ids == std::vector<std::string>{"3"});
+    REQUIRE(rig.source.commits.size() == 3);
+    CHECK(rig.source.commits[2].poison == std::vector<std::string>{"4:Broker: Message size too large"});
+    CHECK(rig.source.commits[2].retriable == std::vector<std::string>{"5"});
+  }
+  SUBCASE("not transactional: nothing is expected") {
+    rig.publisher.is_transactional = false;
+    auto d = rig.make();
+    CHECK(d.step() == StepResult::kPublished);
+    CHECK(rig.publisher.expected.empty());
+  }
 }

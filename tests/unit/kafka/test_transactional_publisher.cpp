@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/message.h"
+#include "kafka/checkpoint_topic.h"
 #include "kafka/config.h"
 #include "kafka/transactional_publisher.h"
 #include "mock_cluster.h"
@@ -132,4 +133,48 @@ TEST_CASE(
   core::Checkpoint cp;
   cp.ids = {"1000", "1001"};
   CHECK_NOTHROW(pub.commit(cp));
+}
+
+TEST_CASE(
+    "transactional publisher: the expected checkpoint is written once, beside the records; commit writes "
+    "it again only when it differs, and the last one is read back") {
+  testing::MockCluster cluster;
+  cluster.create_topic("events", 2);
+  cluster.create_topic("checkpoints", 1);
+  const auto owner = fenced_publisher(cluster, "unit.expect");
+  auto& pub = *owner;
+  auto& first = pub.first();
+  const auto a = events(1, 2), b = events(3, 1), c = events(4, 2);
+  std::vector<core::Delivery> da(a.size()), db(b.size()), dc(c.size());
+  core::Checkpoint ca, cb, cc, cc_settled;
+  ca.ids = {"1", "2"};
+  cb.ids = {"3"};
+  cc.ids = {"4", "5"};
+  cc_settled.ids = {"4"};
+
+  pub.begin();  // first producer
+  pub.expect(ca);
+  pub.send(a, da);
+  REQUIRE(pub.await(da, 10s));
+  CHECK(first.checkpoint_records() == 1);
+  pub.begin();  // second producer: only once a's checkpoint record is acknowledged as well
+  CHECK(first.await_checkpoint(0ms));
+  pub.expect(cb);
+  pub.send(b, db);
+  pub.commit(ca);  // as expected: no second record
+  CHECK(first.checkpoint_records() == 1);
+  REQUIRE(pub.await(db, 10s));
+  pub.commit(cb);
+
+  pub.begin();  // first producer again
+  pub.expect(cc);
+  pub.send(c, dc);
+  REQUIRE(pub.await(dc, 10s));
+  pub.commit(cc_settled);  // settled otherwise than expected: written again
+  CHECK(first.checkpoint_records() == 3);
+
+  const auto read = kafka::read_checkpoint(kafka::producer_properties(cluster.bootstraps(), {}),
+                                           "checkpoints", "unit.expect", 10s);
+  REQUIRE(read.has_value());
+  CHECK(read->ids == cc_settled.ids);
 }

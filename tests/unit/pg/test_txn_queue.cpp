@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pg/decode/txn_queue.h"
@@ -445,4 +446,48 @@ TEST_CASE("skip_through: a partial checkpoint for a transaction the slot is past
   CHECK(r.partial() == pg::PartialTransaction{150, 4});
   CHECK(r.advance_idle(400));  // the slot moved past it with nothing for us: the partial is done
   CHECK(r.partial() == pg::PartialTransaction{});
+}
+
+TEST_CASE(
+    "settled_through: a batch's checkpoint known before it is sent equals its plan once it and the "
+    "batch before it settled in full") {
+  pg::TxnQueue q(100);
+  q.push(txn(110, 1));
+  q.push(chunk(200, 2, "a"));
+  q.push(chunk(200, 2, "b"));
+  auto end = txn(230, 1);
+  end.commit_lsn = 200;
+  q.push(end);
+  q.push(txn(240, 0));
+  q.push(txn(250, 2));
+
+  auto b1 = q.take(3);  // 110 and chunk a
+  auto b2 = q.take(2);  // chunk b behind it, still in flight with b1
+  const auto e1 = q.settled_through(b1);
+  const auto e2 = q.settled_through(b2);
+  CHECK(e1 == std::pair<uint64_t, pg::PartialTransaction>{110, {200, 2}});
+  CHECK(e2 == std::pair<uint64_t, pg::PartialTransaction>{110, {200, 4}});
+  auto p1 = settled_plan(q, b1, all(3, DeliveryStatus::kAcked));
+  CHECK(std::make_pair(p1.confirm, p1.partial) == e1);
+  q.finish(p1, b1);
+  auto p2 = settled_plan(q, b2, all(2, DeliveryStatus::kAcked));
+  CHECK(std::make_pair(p2.confirm, p2.partial) == e2);
+  q.finish(p2, b2);
+  CHECK_THROWS_AS((void)q.settled_through(b2), std::logic_error);  // not in flight any more
+  auto b3 = q.take(10);  // the end of 200, the record-less 240 and 250
+  const auto e3 = q.settled_through(b3);
+  CHECK(e3 == std::pair<uint64_t, pg::PartialTransaction>{250, {}});
+  auto p3 = settled_plan(q, b3, all(3, DeliveryStatus::kAcked));
+  CHECK(std::make_pair(p3.confirm, p3.partial) == e3);
+  q.finish(p3, b3);
+  // A batch that settles short plans less than expected: the checkpoint is written again at commit.
+  q.push(txn(260, 1));
+  q.push(txn(270, 1));
+  auto b4 = q.take(10);
+  const auto e4 = q.settled_through(b4);
+  auto d = all(2, DeliveryStatus::kAcked);
+  d[1].status = DeliveryStatus::kRetriable;
+  auto p4 = settled_plan(q, b4, d);
+  CHECK(e4.first == 270);
+  CHECK(p4.confirm == 260);
 }
