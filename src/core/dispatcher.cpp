@@ -235,6 +235,9 @@ void Dispatcher::finish(InFlight& f, InFlight* behind) {
     metrics_.transactions_aborted.fetch_add(1);
   } else if (transactional) {
     const auto checkpoint = source_.checkpoint(f.batch, f.settlement);
+    // Written now, before a transaction begins behind it, if it is not the one written ahead: the
+    // transaction's last checkpoint record must precede the next transaction's in the topic.
+    publisher_.expect(checkpoint);
     // The batch claimed behind this one goes out in the next transaction: while this one commits (an
     // overlapping publisher; its records follow this batch's, all acknowledged, in every partition, and
     // if this commit fails the next transaction is aborted with it) or else once it committed, while

@@ -35,10 +35,13 @@ class Publisher {
   // commit failed and was aborted (nothing of the batch is visible: retry it), FatalError when fenced.
   virtual void commit(const Checkpoint& checkpoint) { (void)checkpoint; }
 
-  // Writes, in the open transaction and beside the batch's records, the checkpoint that commit() is
-  // expected to get (the batch's, were every record acknowledged), so that the commit need not add
-  // the checkpoint's partition and write it then: two round trips fewer. commit() still writes the
-  // checkpoint it gets when that differs; the transaction's last one is what a restart reads.
+  // Writes, in the newest open transaction and beside the batch's records, the checkpoint that
+  // commit() is expected to get (the batch's, were every record acknowledged), so that the commit need
+  // not add the checkpoint's partition and write it then: two round trips fewer. Nothing when that
+  // value was written last already. The dispatcher calls it again with the settled checkpoint before
+  // a transaction begins behind this one (begin() waits for it to be acknowledged), so that the
+  // transaction's last checkpoint record, the one a restart reads, precedes the next one's; commit()
+  // still writes the one it gets if that differs.
   virtual void expect(const Checkpoint& checkpoint) { (void)checkpoint; }
 
   // True when records are only visible once commit() succeeds (exactly-once).

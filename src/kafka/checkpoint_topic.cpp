@@ -181,7 +181,6 @@ std::optional<core::Checkpoint> read_checkpoint(const std::vector<Property>& pro
   for (const auto& p : properties) {
     if (!producer_only(p.first)) props.push_back(p);
   }
-  props.emplace_back("isolation.level", "read_committed");
   props.emplace_back("enable.auto.commit", "false");
   props.emplace_back("enable.partition.eof", "true");
   props.emplace_back("auto.offset.reset", "earliest");
@@ -191,20 +190,25 @@ std::optional<core::Checkpoint> read_checkpoint(const std::vector<Property>& pro
   props.emplace_back("group.id",
                      "outbox-relay-checkpoint-reader");  // required by librdkafka; never committed
   props.emplace_back("client.id", "outbox-relay-checkpoint");
-  rd_kafka_conf_t* conf = new_conf(props);
-  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
-    if (level <= 2)
-      spdlog::error("kafka checkpoint reader {}: {}", fac, buf);
-    else
-      spdlog::debug("kafka checkpoint reader {}: {}", fac, buf);
-  });
-  char err[512];
-  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-  if (raw == nullptr) {
-    rd_kafka_conf_destroy(conf);
-    throw core::ConfigError(std::string("kafka checkpoint reader: ") + err);
-  }
-  std::unique_ptr<rd_kafka_t, ClientDeleter> rk(raw);
+  auto consumer = [&props](const char* isolation) {
+    auto all = props;
+    all.emplace_back("isolation.level", isolation);
+    rd_kafka_conf_t* conf = new_conf(all);
+    rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int level, const char* fac, const char* buf) {
+      if (level <= 2)
+        spdlog::error("kafka checkpoint reader {}: {}", fac, buf);
+      else
+        spdlog::debug("kafka checkpoint reader {}: {}", fac, buf);
+    });
+    char err[512];
+    rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (raw == nullptr) {
+      rd_kafka_conf_destroy(conf);
+      throw core::ConfigError(std::string("kafka checkpoint reader: ") + err);
+    }
+    return std::unique_ptr<rd_kafka_t, ClientDeleter>(raw);
+  };
+  auto rk = consumer("read_committed");
 
   std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(
       rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
@@ -241,18 +245,38 @@ std::optional<core::Checkpoint> read_checkpoint(const std::vector<Property>& pro
     rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     open.insert(p);
   }
+  // The end to read to: every record written before this read began, the identity's last checkpoint
+  // included. A read_committed consumer reports the end of a partition at its last stable offset,
+  // which stays below a transaction still open there (another relay's, sharing the topic): committed
+  // records behind it are not read until it ends. Stopping there would return an older checkpoint of
+  // ours, and its events would be sent again.
+  // The high watermark, asked by a read_uncommitted client: a read_committed one is told the last
+  // stable offset instead.
+  std::map<int32_t, int64_t> end;
+  const auto ender = consumer("read_uncommitted");
+  for (const auto p : open) {
+    int64_t lo = 0, hi = 0;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto werr = rd_kafka_query_watermark_offsets(ender.get(), topic.c_str(), p, &lo, &hi, ms(left));
+    if (werr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw core::TransientError("could not read the end of checkpoint topic \"" + topic +
+                                 "\": " + rd_kafka_err2str(werr));
+    }
+    end[p] = hi;
+  }
   if (const auto aerr = rd_kafka_assign(rk.get(), parts.get()); aerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
     throw core::TransientError("could not read checkpoint topic \"" + topic +
                                "\": " + rd_kafka_err2str(aerr));
   }
   std::optional<std::string> latest;
   std::size_t records = 0;
+  bool waiting = false;
   while (!open.empty()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
       throw core::TransientError("could not read checkpoint topic \"" + topic + "\" to its end within " +
                                  std::to_string(timeout.count()) +
-                                 " ms (an open transaction of another relay?)");
+                                 " ms (a transaction open there all that time?)");
     }
     rd_kafka_message_t* m =
         rd_kafka_consumer_poll(rk.get(), static_cast<int>(std::min<int64_t>(left.count(), 200)));
@@ -260,7 +284,14 @@ std::optional<core::Checkpoint> read_checkpoint(const std::vector<Property>& pro
     std::unique_ptr<rd_kafka_message_t, decltype(&rd_kafka_message_destroy)> msg(m,
                                                                                  &rd_kafka_message_destroy);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      open.erase(m->partition);
+      // m->offset: where this read stands. Below the end: a transaction is open in between.
+      if (m->offset >= end[m->partition]) {
+        open.erase(m->partition);
+      } else if (!waiting) {
+        waiting = true;
+        spdlog::info("checkpoint topic \"{}\" [{}]: waiting for a transaction open at offset {} to end",
+                     topic, m->partition, m->offset);
+      }
       continue;
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {

@@ -3,6 +3,8 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "core/errors.h"
 #include "kafka/checkpoint_topic.h"
 #include "kafka/topic_probe.h"
@@ -305,6 +307,7 @@ void Producer::abort() noexcept {
     }
     rd_kafka_poll(rk_.get(), 0);
     forget_in_flight();
+    checkpoint_deliveries_.clear();
     return;
   }
   if (outstanding_ == 0) return;
@@ -384,22 +387,27 @@ void Producer::expect(const core::Checkpoint& checkpoint) {
   if (!transactions_) return;
   throw_if_fatal();
   if (!in_transaction_) throw core::TransientError("no kafka transaction to write a checkpoint in");
-  write_checkpoint(core::encode_checkpoint(checkpoint, transactions_->identity));
+  auto value = core::encode_checkpoint(checkpoint, transactions_->identity);
+  if (checkpoint_written_ != value) write_checkpoint(value);
 }
 
 bool Producer::await_checkpoint(std::chrono::milliseconds timeout) {
-  if (!checkpoint_written_) return true;
-  return serve_until([this] { return checkpoint_delivery_.status != core::DeliveryStatus::kPending; },
-                     timeout);
+  return serve_until(
+      [this] {
+        return std::none_of(
+            checkpoint_deliveries_.begin(), checkpoint_deliveries_.end(),
+            [](const core::Delivery& d) { return d.status == core::DeliveryStatus::kPending; });
+      },
+      timeout);
 }
 
 void Producer::write_checkpoint(const std::string& value) {
   const auto& key = transactions_->identity;
-  checkpoint_delivery_ = {};
-  auto* p = new Pending{&checkpoint_delivery_, generation_};
+  auto* p = new Pending{&checkpoint_deliveries_.emplace_back(), generation_};
   rd_kafka_topic_t* rkt = topic(transactions_->checkpoint_topic);
   if (rkt == nullptr) {
     delete p;
+    checkpoint_deliveries_.pop_back();
     throw core::TransientError("could not write the checkpoint: " +
                                std::string(rd_kafka_err2str(rd_kafka_last_error())));
   }
@@ -409,6 +417,7 @@ void Producer::write_checkpoint(const std::string& value) {
                         RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     delete p;
+    checkpoint_deliveries_.pop_back();
     throw core::TransientError(std::string("could not write the checkpoint: ") + rd_kafka_err2str(err));
   }
   ++outstanding_;
@@ -453,6 +462,7 @@ void Producer::commit(const core::Checkpoint& checkpoint) {
   checkpoint_written_.reset();
   rd_kafka_poll(rk_.get(), 0);
   forget_in_flight();  // every report was served by the commit's flush
+  checkpoint_deliveries_.clear();
 }
 
 int Producer::queue_depth() const { return rd_kafka_outq_len(rk_.get()); }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -52,8 +53,8 @@ class Producer final : public core::Publisher {
   void commit(const core::Checkpoint& checkpoint) override;
   [[nodiscard]] bool transactional() const override { return transactions_.has_value(); }
   [[nodiscard]] bool in_transaction() const { return in_transaction_; }
-  // Serves delivery reports until the open transaction's checkpoint record (written by expect()) has
-  // a final report, up to `timeout`; true at once when none is in flight.
+  // Serves delivery reports until every checkpoint record of the open transaction (written by
+  // expect()) has a final report, up to `timeout`; true at once when none is in flight.
   bool await_checkpoint(std::chrono::milliseconds timeout);
   // Checkpoint records written in transactions so far (for tests: one per commit when expect() was right).
   [[nodiscard]] std::size_t checkpoint_records() const { return checkpoint_records_; }
@@ -101,8 +102,10 @@ class Producer final : public core::Publisher {
   std::optional<TransactionConfig> transactions_;
   bool initialized_ = false;     // init_transactions() done
   bool in_transaction_ = false;  // begin() called, not yet committed or aborted
-  core::Delivery checkpoint_delivery_;
-  std::optional<std::string> checkpoint_written_;  // the open transaction's checkpoint record, if any
+  // The open transaction's checkpoint records: one report each (a list: stable addresses), emptied
+  // only once their reports can no longer come (forget_in_flight()); the value last written.
+  std::list<core::Delivery> checkpoint_deliveries_;
+  std::optional<std::string> checkpoint_written_;
   std::size_t checkpoint_records_ = 0;
   std::unique_ptr<rd_kafka_s, RdKafkaDeleter> rk_;
   std::unordered_map<std::string, std::unique_ptr<rd_kafka_topic_s, TopicDeleter>> topics_;

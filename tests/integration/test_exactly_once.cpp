@@ -6,12 +6,17 @@
 #include <signal.h>
 #include <algorithm>
 
+#include <future>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "core/errors.h"
 #include "helpers.h"
+#include "kafka/checkpoint_topic.h"
+#include "kafka/config.h"
+#include "kafka/producer.h"
 #include "relay_checks.h"
 
 using namespace outbox_relay::testing;
@@ -346,4 +351,49 @@ TEST_CASE("exactly-once: the checkpoint topic is created compacted, and one that
   require_config_exit(
       run_to_exit(url, {"--exactly-once", "--checkpoint-topic", plain, "--exit-when-idle"}),
       {"checkpoint topic \"" + plain + "\" has cleanup.policy=delete", "cleanup.policy=compact"});
+}
+
+TEST_CASE(
+    "exactly-once: a checkpoint committed behind another relay's open transaction is read, not the one "
+    "before it") {
+  // Relays share the checkpoint topic (one partition). A read_committed reader reaches the end of the
+  // partition at the start of a transaction still open there: what was committed behind it is not
+  // readable until it ends, and stopping there would hand back an older checkpoint (events sent twice).
+  const auto topic = "it.cp.shared." + unique_suffix();
+  create_topic(topic, 1, {{"cleanup.policy", "compact"}});
+  const auto props = outbox_relay::kafka::producer_properties(kafka_brokers(), {});
+  auto producer = [&](const std::string& identity) {
+    outbox_relay::kafka::TransactionConfig t;
+    t.identity = identity;
+    t.checkpoint_topic = topic;
+    t.timeout = 30s;
+    auto p = std::make_unique<outbox_relay::kafka::Producer>(props, t);
+    p->fence();
+    return p;
+  };
+  const auto ours = "it.cp.ours." + unique_suffix();
+  auto mine = producer(ours);
+  auto other = producer("it.cp.other." + unique_suffix());
+  outbox_relay::core::Checkpoint first, second, theirs;
+  first.ids = {"1"};
+  second.ids = {"2"};
+  theirs.ids = {"x"};
+  mine->begin();
+  mine->commit(first);
+  other->begin();
+  other->expect(theirs);  // the other relay's transaction, open on the partition ...
+  REQUIRE(other->await_checkpoint(30s));
+  mine->begin();
+  mine->commit(second);  // ... with ours committed behind it
+
+  // While it stays open, the end is not reached: no answer, rather than the older checkpoint.
+  CHECK_THROWS_AS((void)outbox_relay::kafka::read_checkpoint(props, topic, ours, 3s),
+                  outbox_relay::core::TransientError);
+  // Once it ends (here: commits, whenever the reader has got to), the latest one is read.
+  auto read = std::async(std::launch::async,
+                         [&] { return outbox_relay::kafka::read_checkpoint(props, topic, ours, 60s); });
+  other->commit(theirs);
+  const auto got = read.get();
+  REQUIRE(got.has_value());
+  CHECK(got->ids == second.ids);
 }

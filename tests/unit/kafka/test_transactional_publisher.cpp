@@ -170,8 +170,21 @@ TEST_CASE(
   pub.expect(cc);
   pub.send(c, dc);
   REQUIRE(pub.await(dc, 10s));
-  pub.commit(cc_settled);  // settled otherwise than expected: written again
+  pub.expect(cc_settled);  // settled otherwise than expected: written again, before ...
   CHECK(first.checkpoint_records() == 3);
+  pub.expect(cc_settled);  // (once)
+  CHECK(first.checkpoint_records() == 3);
+  pub.begin();  // ... the next transaction begins, which waits for it
+  CHECK(first.await_checkpoint(0ms));
+  pub.commit(cc_settled);
+  CHECK(first.checkpoint_records() == 3);
+  pub.abort();  // the second producer's, empty
+
+  // commit() with a checkpoint other than the last one written writes it.
+  pub.begin();  // the first producer again
+  pub.expect(cb);
+  pub.commit(cc_settled);
+  CHECK(first.checkpoint_records() == 5);
 
   const auto read = kafka::read_checkpoint(kafka::producer_properties(cluster.bootstraps(), {}),
                                            "checkpoints", "unit.expect", 10s);
