@@ -249,9 +249,8 @@ std::optional<core::Checkpoint> read_checkpoint(const std::vector<Property>& pro
   // included. A read_committed consumer reports the end of a partition at its last stable offset,
   // which stays below a transaction still open there (another relay's, sharing the topic): committed
   // records behind it are not read until it ends. Stopping there would return an older checkpoint of
-  // ours, and its events would be sent again.
-  // The high watermark, asked by a read_uncommitted client: a read_committed one is told the last
-  // stable offset instead.
+  // ours, and its events would be sent again. So the end is the high watermark, asked by a
+  // read_uncommitted client (a read_committed one is told the last stable offset instead).
   std::map<int32_t, int64_t> end;
   const auto ender = consumer("read_uncommitted");
   for (const auto p : open) {

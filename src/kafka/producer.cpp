@@ -382,7 +382,8 @@ void Producer::begin() {
 
 // The checkpoint record goes out with the batch's records: its partition joins the transaction in the
 // same AddPartitionsToTxn round trip as theirs, and the commit does not wait for another round trip
-// to add it and another to write it. Written again at commit only if the batch settled otherwise.
+// to add it and another to write it. Written again (the settled checkpoint, handed to expect() or
+// commit()) only if the batch settled otherwise.
 void Producer::expect(const core::Checkpoint& checkpoint) {
   if (!transactions_) return;
   throw_if_fatal();
