@@ -21,3 +21,13 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# A port in the kernel's ephemeral range can be taken by an outgoing connection's local end just before
+# a server binds it ("Address already in use": seen once in CI, a broker exiting at start). Where we may
+# (root), the ports we serve on are reserved, so that the kernel hands them to no client.
+reserve_ports() {
+  local f=/proc/sys/net/ipv4/ip_local_reserved_ports cur
+  [ -w "$f" ] || return 0
+  cur=$(cat "$f" 2>/dev/null) || return 0
+  (IFS=,; echo "${cur:+$cur,}$*") >"$f" 2>/dev/null || true
+}

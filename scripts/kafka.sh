@@ -132,8 +132,20 @@ cluster_ready() {
   local md; md=$(kcat -b "$(brokers)" -L -m 3 2>/dev/null) || return 1
   [ "$(grep -c ' at 127.0.0.1' <<<"$md")" -ge "$n" ]
 }
+# At start: every node answers for itself, and one that exited (a port taken just then) is started
+# again. The cluster lists a node as soon as it registered, which can be just before it exits.
+cluster_up() {
+  local n i; n=$(nodes)
+  for ((i = 1; i <= n; i++)); do alive "$i" || start_node "$i"; done
+  cluster_ready || return 1
+  for ((i = 1; i <= n; i++)); do serving "$i" || return 1; done
+}
 wait_all() {
   local n; n=$(nodes)
+  if [ "${1:-}" = starting ]; then
+    wait_for "kafka cluster of $n" 120 cluster_up
+    return
+  fi
   for ((i = 1; i <= n; i++)); do alive "$i" || die "kafka node $i is not running (see $KDIR/node$i/stdout.log)"; done
   wait_for "kafka cluster of $n" 120 cluster_ready
 }
@@ -160,8 +172,8 @@ case "${1:-}" in
     command -v kcat >/dev/null || "$(dirname "$0")/deps.sh"
     fetch
     if [ "$(nodes)" != "$want" ]; then stop_all; rm -rf "$KDIR"; configure "$want"; fi
-    for ((i = 1; i <= want; i++)); do start_node "$i"; done
-    wait_all; brokers ;;
+    for ((i = 1; i <= want; i++)); do reserve_ports "$(port "$i")" "$(cport "$i")"; start_node "$i"; done
+    wait_all starting; brokers ;;
   stop) stop_all ;;
   destroy) stop_all KILL; rm -rf "$KDIR" ;;  # the data goes anyway: no controlled shutdown to wait for
   stop-node) stop_node "$2" "$([ "${3:-}" = --kill ] && echo KILL || echo TERM)" ;;

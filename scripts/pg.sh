@@ -120,6 +120,7 @@ running() { local d; d=$(node_dir "${1:-1}"); [ -f "$d/PG_VERSION" ] && as_pg "$
 start_node() {
   local i=$1 d; d=$(node_dir "$1")
   ensure_installed
+  reserve_ports "$(node_port "$i")"
   [ "$i" != 1 ] || init
   [ -f "$d/PG_VERSION" ] || die "node $i has no data directory (pg.sh pair / pg.sh node $i follow J)"
   if ! running "$i"; then
