@@ -386,8 +386,13 @@ void Producer::begin() {
 // commit()) only if the batch settled otherwise.
 void Producer::expect(const core::Checkpoint& checkpoint) {
   if (!transactions_) return;
+  write_checkpoint(checkpoint, "write a checkpoint in");
+}
+
+// `checkpoint` as the open transaction's last checkpoint record: written unless it is that already.
+void Producer::write_checkpoint(const core::Checkpoint& checkpoint, const char* purpose) {
   throw_if_fatal();
-  if (!in_transaction_) throw core::TransientError("no kafka transaction to write a checkpoint in");
+  if (!in_transaction_) throw core::TransientError(std::string("no kafka transaction to ") + purpose);
   auto value = core::encode_checkpoint(checkpoint, transactions_->identity);
   if (checkpoint_written_ != value) write_checkpoint(value);
 }
@@ -428,11 +433,8 @@ void Producer::write_checkpoint(const std::string& value) {
 
 void Producer::commit(const core::Checkpoint& checkpoint) {
   if (!transactions_) return;
-  throw_if_fatal();
-  if (!in_transaction_) throw core::TransientError("no kafka transaction to commit");
   // The last checkpoint record of a transaction is the one a restart reads.
-  auto value = core::encode_checkpoint(checkpoint, transactions_->identity);
-  if (checkpoint_written_ != value) write_checkpoint(value);
+  write_checkpoint(checkpoint, "commit");
   // Commit flushes the checkpoint record first. A retriable failure leaves the outcome open: commit
   // again until it is known (the records must not be sent again if it went through). Past the
   // transaction timeout the process ends, and the next start learns the outcome from the checkpoint.

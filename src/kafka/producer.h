@@ -90,6 +90,7 @@ class Producer final : public core::Publisher {
   void throw_if_fatal();
   bool serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
   void forget_in_flight() noexcept;
+  void write_checkpoint(const core::Checkpoint& checkpoint, const char* purpose);
   void write_checkpoint(const std::string& value);
 
   struct RdKafkaDeleter {
