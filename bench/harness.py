@@ -50,7 +50,7 @@ PROFILES = {
     "quick": dict(lat_runs=5, dbz_tune_backlog=100_000, dbz_tune_reps=1, newtopic_backlog=100_000, newtopic_reps=3, mem_reps=3, mem_budgets=["16MiB"],
                   mem_sets=[("100k x 200 B", 100_000, 200, False), ("100k x 2 KB", 100_000, 2000, False),
                             ("100k x 1 KB in one transaction", 100_000, 1000, True)],
-                  reps=1, backlog={200: 100_000, 2000: 100_000}, payloads=[200, 2000], drain_cap=10,
+                  reps=1, backlog={200: 100_000, 2000: 100_000}, payloads=[200, 2000], drain_cap=10, eos_runs=3,
                   wal_cap=60, claim_cap=10, lat_rates=[1000, 5000, 20000], sweep_rates=[], steady_s=4,
                   grace_s=10, idle_events=4, writer_s=2, degrade_backlog=50_000, dbz_backlog=10_000,
                   dbz_rates=[1000], dbz_cap=60, dbz_tuned=True, tune_backlog=50_000, tune_rate=5000,
@@ -61,7 +61,7 @@ PROFILES = {
                  mem_sets=[("100k x 200 B", 100_000, 200, False), ("1M x 200 B", 1_000_000, 200, False),
                            ("100k x 2 KB", 100_000, 2000, False),
                            ("300k x 1 KB in one transaction", 300_000, 1000, True)],
-                 reps=3, backlog={200: 1_000_000, 2000: 250_000}, payloads=[200, 2000], drain_cap=60,
+                 reps=3, backlog={200: 1_000_000, 2000: 250_000}, payloads=[200, 2000], drain_cap=60, eos_runs=3,
                  wal_cap=120, claim_cap=15, lat_rates=[1000, 5000, 20000], sweep_rates=[40000, 80000],
                  steady_s=6, grace_s=20, idle_events=10, writer_s=3, degrade_backlog=100_000,
                  dbz_backlog=20_000, dbz_rates=[1000, 5000], dbz_cap=120, dbz_tuned=True, tune_backlog=100_000,
@@ -342,10 +342,13 @@ class SqlCapture:
         self._t.join(2)
 
 
-def drain(argv, name, expect, cap, capture_sql=False, cwd=None, env=None, topic=None):
+def drain(argv, name, expect, cap, capture_sql=False, cwd=None, env=None, topic=None, until_exit=False):
     """Runs a relay (or Debezium) over a backlog of `expect` events; returns rates, CPU and RSS.
     rate_wall: events / (process start -> last event visible in Kafka); rate_stream: events / (first ->
-    last visible). A run still going after `cap` seconds is stopped and counted as far as it got."""
+    last visible). until_exit: the end is the relay's exit instead (--exit-when-idle: every record
+    acknowledged, every Kafka transaction committed, every row marked or the slot confirmed); the high
+    watermark counts an exactly-once run's commit markers as records and its last transaction's records
+    before they are committed. A run still going after `cap` seconds is stopped and counted as far as it got."""
     watch = Proc([T.kafka, "watch", "--brokers", BROKERS, "--topic", topic, "--expect", str(expect),
                   "--timeout", str(cap + 30), "--interval-ms", "20"], logpath(name + ".watch"))
     if watch.readline(60) is None:
@@ -370,8 +373,12 @@ def drain(argv, name, expect, cap, capture_sql=False, cwd=None, env=None, topic=
         cap_sql.stop()
     count = w["count"]
     end = w["done_ns"] or (proc.end_ns if capped else None) or now_ns()
+    offsets = count
+    if until_exit and not capped and proc.end_ns:
+        end = max(end, proc.end_ns)
+        count = min(count, expect)  # offsets past `expect` are commit markers
     res = {
-        "events": count, "expected": expect, "capped": capped, "rc": proc.rc,
+        "events": count, "expected": expect, "offsets": offsets, "capped": capped, "rc": proc.rc,
         "elapsed_s": (end - t0) / 1e9,
         "rate_wall": count / ((end - t0) / 1e9) if count else 0.0,
         "rate_stream": count / ((end - w["first_ns"]) / 1e9) if count and w["first_ns"] and end > w["first_ns"] else 0.0,
@@ -494,6 +501,61 @@ def latency_runs(cfg, wal_ok):
         out["floor"].append([producer_floor(rate, cfg["steady_s"], f"floor-{rate}-{i}") for rate in rates])
         for mode in [m for m in ("poll", "wal") if m in out]:
             out[mode].append(steady_load(relay_daemon(mode), f"lat5-{mode}", rates, cfg["steady_s"], cfg["grace_s"]))
+    return out
+
+
+def eos_pairs(cfg, wal_ok):
+    """At-least-once against --exactly-once on the same services, pair by pair: cfg["eos_runs"] runs, each
+    draining the same backlog with one and then the other (which goes first alternates by run), both
+    modes, both payloads; then each under steady load at 1,000 and 5,000 events/s. A drain ends when the
+    relay exits with everything durable (drain(until_exit=True))."""
+    modes = ["poll", "wal"] if wal_ok else ["poll"]
+    variants = [("at-least-once", []), ("exactly-once", ["--exactly-once"])]
+    out = {"drain": [], "latency": [], "first_start": {}}
+    # The first exactly-once start on a new cluster creates the checkpoint topic, and the broker its
+    # transaction log: once per cluster, not per start, so it is timed here and kept out of the runs.
+    reset_tables()
+    for mode in modes:
+        slot = create_slot("bench_eos_first") if mode == "wal" else None
+        t0 = now_ns()
+        p = Proc(relay_argv(mode, new_topic("eos"), slot=slot, extra=["--exactly-once"], exit_when_idle=True),
+                 logpath(f"eos-first-start-{mode}"), stdout=subprocess.DEVNULL)
+        rc = p.wait(120)
+        out["first_start"][mode] = {"seconds": ((p.end_ns or now_ns()) - t0) / 1e9, "rc": rc}
+        if rc is None:
+            p.stop()
+        if slot:
+            sql("SELECT pg_drop_replication_slot(%s)", (slot,))
+    for i in range(cfg["eos_runs"]):
+        order = variants if i % 2 == 0 else list(reversed(variants))
+        drains = {}
+        for payload in cfg["payloads"]:
+            n = cfg["backlog"][payload]
+            for mode in modes:
+                log(f"  run {i + 1}: {mode} drain of {n} x {payload} B, " + " then ".join(v for v, _ in order))
+                reset_tables()
+                slots = [create_slot(f"bench_eos_{j}") for j in range(len(order))] if mode == "wal" else []
+                if mode == "wal":
+                    fill(n, payload)  # both slots read the same WAL
+                for v, flags in order:
+                    if mode == "poll":
+                        sql("TRUNCATE outbox")
+                        fill(n, payload)
+                    topic = new_topic("eos")
+                    slot = slots.pop(0) if mode == "wal" else None
+                    drains[f"{mode} {payload} {v}"] = drain(
+                        relay_argv(mode, topic, slot=slot, extra=flags, exit_when_idle=True),
+                        f"eos-drain-{mode}-{payload}-{v}-{i}", n, cfg["drain_cap"] * 4, topic=topic, until_exit=True)
+                    if slot:
+                        sql("SELECT pg_drop_replication_slot(%s)", (slot,))
+        out["drain"].append(drains)
+        lat = {}
+        for mode in modes:
+            for v, flags in order:
+                log(f"  run {i + 1}: {mode} {v} steady load")
+                lat[f"{mode} {v}"] = steady_load(relay_daemon(mode, extra=flags), f"eoslat-{mode}", [1000, 5000],
+                                                 cfg["steady_s"], cfg["grace_s"])
+        out["latency"].append(lat)
     return out
 
 
@@ -1262,7 +1324,8 @@ def main():
     ap.add_argument("--relay-info", default="", help="how the binary was built (for the report)")
     ap.add_argument("--build", required=True, help="build dir holding bench/bench_*")
     ap.add_argument("--only", default="", help="comma-separated subset: writer,throughput,memory,latency,"
-                    "latency-runs,new-topic,idle,degrade,snapshot,dbz-tune,dbz,tune (default: all but latency-runs)")
+                    "latency-runs,exactly-once,new-topic,idle,degrade,snapshot,dbz-tune,dbz,tune (default: all but "
+                    "latency-runs and exactly-once)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep-services", action="store_true", help="leave the bench PostgreSQL/Kafka running")
     ap.add_argument("--tag", default="", help="suffix for the results files (<date>[-quick][-TAG])")
@@ -1334,6 +1397,7 @@ def main():
         return out
     section("latency", latency)
     section("latency-runs", lambda: latency_runs(cfg, wal_ok))
+    section("exactly-once", lambda: eos_pairs(cfg, wal_ok))
     section("idle", lambda: {m: [idle_to_first(cfg, m) for _ in range(cfg["reps"])]
                              for m in (["poll", "wal"] if wal_ok else ["poll"])})
     section("degrade", lambda: [degradation(cfg, i) for i in range(cfg["reps"])])

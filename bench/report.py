@@ -339,6 +339,83 @@ def plot(res, v, path, wal_ok):
     plt.close(fig)
 
 
+ALO, EOS = "at-least-once", "exactly-once"
+
+
+def eos_section(eo, cfg, wal_ok):
+    """The exactly-once section: drains and latency, at-least-once beside exactly-once, pair by pair."""
+    md = ["## Exactly-once against at-least-once, pair by pair", ""]
+    runs = eo.get("drain", [])
+    md.append(f"{len(runs)} runs on the same services; in each, one backlog drained by an at-least-once relay and "
+              f"the same backlog by an `--exactly-once` relay (which goes first alternates by run; WAL: the same WAL, "
+              f"one slot each), then each under steady load. A drain is events / (process start → exit with "
+              f"`--exit-when-idle`: every record acknowledged, every transaction committed, every row marked or the "
+              f"slot confirmed). Each cell: at-least-once / exactly-once events/s (their ratio).")
+    first = eo.get("first_start") or {}
+    if first:
+        md.append("")
+        md.append("Before the runs, the first `--exactly-once` start on this new cluster, which creates the checkpoint "
+                  "topic and has the broker create its transaction log (once per cluster, so kept out of the runs): "
+                  "relay start to exit with nothing to publish, " +
+                  ", ".join(f"{m} {f(x.get('seconds'), 2)} s" for m, x in first.items()) + ".")
+    md.append("")
+    md.append("| drain | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) +
+              " | worst ALO / worst EOS (ratio) | lowest pair ratio | peak RSS MB, ALO / EOS (worst) |")
+    md.append("|---|" + "---|" * len(runs) + "---:|---:|---:|")
+    modes = ["poll", "wal"] if wal_ok else ["poll"]
+    for payload in cfg["payloads"]:
+        for mode in modes:
+            cells, ratios, a_all, e_all = [], [], [], []
+            for run in runs:
+                a, e = run.get(f"{mode} {payload} {ALO}"), run.get(f"{mode} {payload} {EOS}")
+                if not a or not e:
+                    cells.append("n/a")
+                    continue
+                a_all.append(a)
+                e_all.append(e)
+                bad = any(x.get("error") or (x.get("events") or 0) < x.get("expected") for x in (a, e))
+                ra, re_ = a.get("rate_wall"), e.get("rate_wall")
+                if ra and re_:
+                    ratios.append(re_ / ra)
+                cells.append(f"{f(ra, 0)} / {f(re_, 0)} ({r(re_, ra)})" + (" (incomplete)" if bad else ""))
+            wa, we = worst(a_all, "rate_wall"), worst(e_all, "rate_wall")
+            n = cfg["backlog"].get(payload, cfg["backlog"].get(str(payload)))  # JSON keys are strings
+            md.append(f"| {mode}, {n:,} × {payload} B | " + " | ".join(cells) +
+                      f" | {f(wa, 0)} / {f(we, 0)} ({r(we, wa)}) | {f(min(ratios), 2) if ratios else 'n/a'} | "
+                      f"{f(worst(a_all, 'rss_mb', True))} / {f(worst(e_all, 'rss_mb', True))} |")
+    md.append("")
+    lat = eo.get("latency", [])
+    md.append(f"Latency (COMMIT returned → visible to the probe, a `read_committed` consumer), {cfg['steady_s']} s per "
+              f"rate, each relay started fresh per run. Each cell: p50 / p99 ms, at-least-once → exactly-once.")
+    md.append("")
+    md.append("| mode, rate/s | " + " | ".join(f"run {i + 1}" for i in range(len(lat))) +
+              " | worst p99 ALO / EOS (ratio) | highest pair p99 ratio |")
+    md.append("|---|" + "---|" * len(lat) + "---:|---:|")
+    for mode in modes:
+        for j, rate in enumerate((1000, 5000)):
+            cells, ratios, pa, pe = [], [], [], []
+            for run in lat:
+                def at(v):
+                    xs = run.get(f"{mode} {v}") or []
+                    x = xs[j] if j < len(xs) else None
+                    return x if x and not x.get("error") and x.get("rate") == rate else None
+                a, e = at(ALO), at(EOS)
+                if not a or not e:
+                    cells.append("n/a")
+                    continue
+                pa.append(a["p99_ms"])
+                pe.append(e["p99_ms"])
+                ratios.append(e["p99_ms"] / a["p99_ms"] if a["p99_ms"] else None)
+                cells.append(f"{f(a['p50_ms'])} / {f(a['p99_ms'])} → {f(e['p50_ms'])} / {f(e['p99_ms'])}")
+            ratios = [x for x in ratios if x is not None]
+            md.append(f"| {mode}, {rate:,} | " + " | ".join(cells) +
+                      f" | {f(max(pa) if pa else None)} / {f(max(pe) if pe else None)} "
+                      f"({r(max(pe) if pe else None, max(pa) if pa else None)}) | "
+                      f"{f(max(ratios), 1) if ratios else 'n/a'} |")
+    md.append("")
+    return "\n".join(md)
+
+
 def write(res, out_dir, stem):
     v = View(res)
     wal_ok = not res.get("wal_error")
@@ -435,6 +512,9 @@ def write(res, out_dir, stem):
                         cells.append(stages(runs[i][j] if i < len(runs) and j < len(runs[i]) else None))
                     md.append(f"| {i + 1} | {fl['rate']} | {cells[0]} | {cells[1]} |")
             md.append("")
+    eo = res.get("exactly-once")
+    if isinstance(eo, dict) and "error" not in eo:
+        md.append(eos_section(eo, cfg, wal_ok))
     mem = res.get("memory")
     if isinstance(mem, dict) and "error" not in mem:
         md.append("## Memory: peak RSS by memory budget")
