@@ -92,7 +92,7 @@ StepResult Dispatcher::step() {
     finish(*ahead_, next ? &*next : nullptr);
   } catch (const TransientError& e) {
     // Reports still due must not land in arrays that are about to go away.
-    publisher_.abort();
+    abort_transactions();
     if (next) source_.abandon(next->batch);
     if (ahead_) source_.abandon(ahead_->batch);
     ahead_.reset();
@@ -106,7 +106,7 @@ StepResult Dispatcher::step() {
     on_transient(e.what());
     return StepResult::kRetrying;
   } catch (...) {
-    publisher_.abort();  // fatal or config error: nothing in flight may outlive this batch's bookkeeping
+    abort_transactions();  // fatal or config error: nothing in flight may outlive this batch's bookkeeping
     throw;
   }
   const InFlight done = std::move(*ahead_);
@@ -122,7 +122,7 @@ StepResult Dispatcher::step() {
     // The events after a failed one go out again with it, in order: the batch sent behind it is
     // recalled too (what of it reached Kafka is sent again, with the same ids).
     if (ahead_ && done.settlement.recall) {
-      publisher_.abort();
+      abort_transactions();
       source_.abandon(ahead_->batch);
       ahead_.reset();
     }
@@ -148,6 +148,7 @@ void Dispatcher::recover() {
 
 void Dispatcher::commit_transaction(const Checkpoint& checkpoint, Clock::time_point opened) {
   publisher_.commit(checkpoint);
+  if (open_transactions_ > 0) --open_transactions_;
   last_checkpoint_ = checkpoint;
   metrics_.transactions_committed.fetch_add(1);
   metrics_.transaction_seconds.observe(std::chrono::duration<double>(waiter_.now() - opened).count());
@@ -163,7 +164,7 @@ void Dispatcher::refresh_idle_checkpoint() {
   const auto checkpoint = source_.checkpoint(Batch{}, Settlement{});
   if (checkpoint == last_checkpoint_) return;
   const auto opened = waiter_.now();
-  publisher_.begin();
+  begin_transaction();
   commit_transaction(checkpoint, opened);
 }
 
@@ -206,7 +207,7 @@ void Dispatcher::start(InFlight& f) {
   learn_sizes(f.batch);
   f.deliveries.assign(f.batch.messages.size(), Delivery{});
   f.sending = true;
-  publisher_.begin();
+  begin_transaction();
   if (publisher_.transactional()) {
     if (const auto expected = source_.expected_checkpoint(f.batch)) publisher_.expect(*expected);
   }
@@ -231,8 +232,7 @@ void Dispatcher::finish(InFlight& f, InFlight* behind) {
                         transactional ? Atomicity::kTransaction : Atomicity::kPerRecord, f.dead_letters);
   refuse_misconfiguration(f);
   if (f.settlement.abort) {
-    publisher_.abort();
-    metrics_.transactions_aborted.fetch_add(1);
+    abort_transactions();
   } else if (transactional) {
     const auto checkpoint = source_.checkpoint(f.batch, f.settlement);
     // Written now, before a transaction begins behind it, if it is not the one written ahead: the
@@ -337,7 +337,7 @@ void Dispatcher::wait_for(std::span<const Delivery> out) {
     if ((drain_deadline && now >= *drain_deadline) || now - started >= config_.delivery_timeout) {
       spdlog::warn("giving up on in-flight events after {} ms; they stay unsent and will be published again",
                    std::chrono::duration_cast<Millis>(now - started).count());
-      publisher_.abort();
+      abort_transactions();
       return;
     }
   }
@@ -451,6 +451,19 @@ void Dispatcher::record(const InFlight& f) {
   metrics_.add_published(by_topic);
   metrics_.batches.fetch_add(1);
   metrics_.batch_size.observe(static_cast<double>(batch.size()));
+}
+
+void Dispatcher::begin_transaction() {
+  publisher_.begin();
+  if (publisher_.transactional()) ++open_transactions_;
+}
+
+// Aborts whatever the publisher has in flight; every transaction begun and not committed is counted
+// aborted (abort() aborts them all; one whose commit failed ends here too).
+void Dispatcher::abort_transactions() noexcept {
+  publisher_.abort();
+  if (open_transactions_ > 0) metrics_.transactions_aborted.fetch_add(open_transactions_);
+  open_transactions_ = 0;
 }
 
 void Dispatcher::on_transient(const std::string& what) {

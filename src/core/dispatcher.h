@@ -120,6 +120,8 @@ class Dispatcher {
   void recover();
   void commit_transaction(const Checkpoint& checkpoint, Clock::time_point opened);
   void refresh_idle_checkpoint();
+  void begin_transaction();
+  void abort_transactions() noexcept;
   void on_transient(const std::string& what);
   void on_success();
 
@@ -136,11 +138,12 @@ class Dispatcher {
   std::optional<InFlight> ahead_;                // sent by the step before, committed by the next step
   double bytes_per_event_ = 0;                   // running average of the records fetched (0: none seen yet)
   std::optional<Clock::time_point> idle_since_;  // start of the run of empty claims, if in one
-  std::size_t scale_ = 1;       // exactly-once: batches' worth the next claim may hold (see config)
-  bool batch_failed_ = false;   // the last batch failed; only a committed one resets the backoff
-  bool recovered_ = false;      // Publisher::recover() applied since the source was opened
-  Checkpoint last_checkpoint_;  // the last one committed in Kafka (exactly-once)
-  bool published_any_ = false;  // some event reached Kafka since start (see refuse_misconfiguration)
+  std::size_t scale_ = 1;              // exactly-once: batches' worth the next claim may hold (see config)
+  bool batch_failed_ = false;          // the last batch failed; only a committed one resets the backoff
+  bool recovered_ = false;             // Publisher::recover() applied since the source was opened
+  Checkpoint last_checkpoint_;         // the last one committed in Kafka (exactly-once)
+  bool published_any_ = false;         // some event reached Kafka since start (see refuse_misconfiguration)
+  std::size_t open_transactions_ = 0;  // begun through begin_transaction(), not committed or aborted
 };
 
 }  // namespace outbox_relay::core

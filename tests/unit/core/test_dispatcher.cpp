@@ -30,7 +30,8 @@ Batch batch_of(const std::vector<std::string>& ids) {
 
 struct FakeSource : OutboxSource {
   std::deque<Batch> batches;
-  std::deque<bool> fetch_throws;  // per fetch call: throw TransientError
+  std::deque<bool> fetch_throws;   // per fetch call: throw TransientError
+  std::deque<bool> commit_throws;  // per commit call: throw TransientError (the marking failed)
   struct Commit {
     std::vector<std::string> acked, poison, retriable, deferred;
     std::vector<std::string> rejected;
@@ -81,6 +82,11 @@ struct FakeSource : OutboxSource {
   }
   [[nodiscard]] Ordering ordering() const override { return order; }
   void commit(const Batch& b, const Settlement& st) override {
+    if (!commit_throws.empty()) {
+      const bool t = commit_throws.front();
+      commit_throws.pop_front();
+      if (t) throw TransientError("could not mark sent rows");
+    }
     Commit c;
     for (const auto i : st.done) c.acked.push_back(b.messages[i].id);
     for (const auto& p : st.park) {
@@ -635,6 +641,31 @@ TEST_CASE(
                                         "commit -", "abandon"});
   CHECK(rig.source.commits[0].retriable == std::vector<std::string>{"1"});
   CHECK(rig.publisher.sent.size() == 1);  // 3 never sent
+}
+
+TEST_CASE("exactly-once: every transaction begun and not committed is counted aborted") {
+  PipelinedRig rig;
+  rig.publisher.is_transactional = true;
+  rig.publisher.is_overlapping = true;
+  rig.source.batches.push_back(batch_of({"1", "2"}));
+  rig.source.batches.push_back(batch_of({"3"}));
+  auto d = rig.make();
+  SUBCASE("the marking fails while the next transaction is open") {
+    rig.source.commit_throws = {true};
+    CHECK(d.step() == StepResult::kRetrying);
+    // 1,2 committed in Kafka; 3's transaction, begun while 1,2 committed, was aborted with the failure.
+    CHECK(rig.log == std::vector<std::string>{"fetch 1,2 wait 1000", "begin", "send 1,2", "fetch 3 wait 0",
+                                              "begin", "send 3", "kafka-commit 2", "abort", "abandon",
+                                              "abandon"});
+    CHECK(rig.metrics.transactions_committed.load() == 1);
+    CHECK(rig.metrics.transactions_aborted.load() == 1);
+  }
+  SUBCASE("poison aborts the transaction it is in, once") {
+    rig.publisher.outcome["t:2"] = {DeliveryStatus::kPoison, "Broker: Message size too large", -1, -1};
+    CHECK(d.step() == StepResult::kPublished);
+    CHECK(rig.metrics.transactions_committed.load() == 0);
+    CHECK(rig.metrics.transactions_aborted.load() == 1);
+  }
 }
 
 TEST_CASE("transaction boundary: a record not acknowledged aborts the transaction and marks nothing") {
